@@ -1,0 +1,175 @@
+// libpager: keeps a program's memory under a limit by paging it, from user
+// space, to a swap file on a local path or an NFS server.
+//
+//   pager::Config cfg;
+//   cfg.memory_limit = 256 << 20;
+//   cfg.swap = "nfs://127.0.0.1:2049/export/swap?version=3";
+//   auto p = pager::Pager::Create(cfg);          // Result<unique_ptr<Pager>>
+//   if (!p.ok()) { fprintf(stderr, "%s\n", p.status().message().c_str()); ... }
+//   auto mem = (*p)->Map(8ull << 30);            // Result<void*>: 8 GiB, paged
+//   ... use it like ordinary memory, from any number of threads ...
+//   (*p)->Unmap(*mem, 8ull << 30);
+//
+// Regions are anonymous private mappings registered with userfaultfd. The
+// pager keeps their resident pages at or under memory_limit: a background
+// evictor moves cold pages to the swap store, and a touch of a swapped page
+// faults it back, byte for byte. See docs/design.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pager/status.h"
+#include "pager/store.h"
+
+namespace pager {
+
+enum class EvictionPolicy : uint8_t {
+  kClock = 0,  // second chance with an inactive stage (default)
+  kFifo = 1,   // oldest fault first; a baseline for tests and benchmarks
+};
+
+// Every setting, with its unit and default. Config::FromEnvironment reads the
+// LIBPAGER_* variables named beside each field.
+struct Config {
+  // Most bytes of paged memory resident at once. Required. LIBPAGER_LIMIT.
+  uint64_t memory_limit = 0;
+
+  // Where swapped pages go: a directory (a swap file is created in it),
+  // file:///dir, nfs://host[:port]/export/dir[?version=3|4], or "memory:".
+  // LIBPAGER_SWAP. Default: $TMPDIR, else /var/tmp.
+  std::string swap;
+
+  // Cap on the swap file in bytes; 0 = none. A full store pauses eviction,
+  // it never loses a page. LIBPAGER_SWAP_MAX.
+  uint64_t swap_max = 0;
+
+  // The pager's locked emergency pool in bytes (staging pages, its own
+  // allocations). 0 = max(8 MiB, 1% of memory_limit); at least 1 MiB.
+  // LIBPAGER_RESERVE.
+  uint64_t reserve = 0;
+
+  // Fractions of memory_limit: the evictor starts above high_watermark and
+  // works down to low_watermark. LIBPAGER_HIGH_WATERMARK, LIBPAGER_LOW_WATERMARK.
+  double high_watermark = 0.95;
+  double low_watermark = 0.90;
+
+  // Fraction of memory_limit kept in the inactive stage, where a page waits,
+  // unmapped but still in memory, for a re-touch before it is written out.
+  // LIBPAGER_INACTIVE_RATIO.
+  double inactive_ratio = 0.125;
+
+  EvictionPolicy policy = EvictionPolicy::kClock;  // LIBPAGER_POLICY=clock|fifo
+
+  // Upper bound, in pages, of read-ahead on sequential swap-ins and of
+  // zero-fill-ahead on sequential first touches. LIBPAGER_READAHEAD.
+  uint32_t readahead_pages = 64;
+
+  // Milliseconds Create() waits for the swap server. LIBPAGER_CONNECT_TIMEOUT_MS.
+  uint32_t connect_timeout_ms = 10000;
+
+  // Comma-separated kernel features to treat as absent, to exercise the
+  // fallbacks: move, wp, poison, remap, unmap, remove, fork. LIBPAGER_DISABLE.
+  std::string disable_features;
+
+  // Overlays the LIBPAGER_* variables that are set onto `base`. An unparsable
+  // value is an error naming the variable and the value.
+  static Result<Config> FromEnvironment(Config base);
+  static Result<Config> FromEnvironment();
+
+  // Checks every setting; the message names the offending one.
+  Status Validate() const;
+
+  // The reserve in bytes after defaults are applied.
+  uint64_t EffectiveReserve() const;
+};
+
+// A consistent-enough snapshot of the counters (each counter is exact; the
+// set is read without stopping the pager).
+struct Stats {
+  uint64_t limit_pages = 0;
+  uint64_t resident_pages = 0;     // mapped in regions + waiting in the inactive stage
+  uint64_t inactive_pages = 0;
+  uint64_t swapped_pages = 0;      // content only in the store
+  uint64_t slots_in_use = 0;
+  uint64_t mapped_bytes = 0;       // sum of region sizes
+
+  uint64_t faults_zero = 0;        // first touch: zero page, no I/O
+  uint64_t faults_inactive = 0;    // re-touch in the inactive stage: no I/O
+  uint64_t faults_swapin = 0;      // read from the store
+  uint64_t faults_wp = 0;          // write-protect faults (fallback eviction)
+  uint64_t pages_zero_filled = 0;  // including zero-fill-ahead
+  uint64_t pages_read_ahead = 0;
+
+  uint64_t evictions_clean = 0;    // dropped, the store's copy still valid
+  uint64_t evictions_written = 0;  // written back
+  uint64_t deactivations = 0;      // moved to the inactive stage
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  uint64_t store_reads = 0;        // ops
+  uint64_t store_writes = 0;
+
+  uint64_t io_errors = 0;
+  uint64_t io_retries = 0;
+  uint64_t checksum_failures = 0;  // pages poisoned (SIGBUS to the toucher)
+  uint64_t eviction_pauses = 0;
+
+  uint64_t reserve_bytes = 0;
+  uint64_t reserve_free_bytes = 0;
+  uint64_t reserve_min_free_bytes = 0;
+  uint64_t throttle_events = 0;
+  uint64_t throttled_ns = 0;       // total time faults waited on the throttle
+  uint64_t limit_waits = 0;        // faults that waited for eviction at the limit
+
+  BackendState backend = BackendState::kOk;
+  bool eviction_paused = false;
+
+  // Fault service latency, from reading the fault to waking the thread:
+  // bucket i counts faults that took [2^i, 2^(i+1)) microseconds.
+  static constexpr int kLatencyBuckets = 24;
+  uint64_t fault_latency_us[kLatencyBuckets] = {};
+  // Percentile (0..100) of fault latency in microseconds, from the buckets.
+  double FaultLatencyPercentile(double p) const;
+};
+
+class Pager {
+ public:
+  // Opens userfaultfd, the reserve and the store, and starts the pager's
+  // thread. Fails with a message naming the setting or the missing right.
+  static Result<std::unique_ptr<Pager>> Create(const Config& config);
+  // Same, with a store built by the caller (tests, custom backends).
+  static Result<std::unique_ptr<Pager>> Create(const Config& config,
+                                               std::unique_ptr<Store> store);
+
+  // Faults every swapped page of the regions still mapped back in, then
+  // stops: memory left mapped stays valid after the pager is gone.
+  ~Pager();
+  Pager(const Pager&) = delete;
+  Pager& operator=(const Pager&) = delete;
+
+  // A new paged region of `bytes` (rounded up to pages), zero-filled.
+  Result<void*> Map(size_t bytes);
+  // Unmaps a region (or a page-aligned part of one) and frees its slots.
+  Status Unmap(void* addr, size_t bytes);
+  // Registers an existing private anonymous mapping (the preload uses this).
+  Status Adopt(void* addr, size_t bytes);
+
+  Stats GetStats() const;
+  // Returns once the pager's thread has handled every fault, event and
+  // completion that reached it before the call: stats read after Sync()
+  // account for all of them.
+  void Sync();
+  const Config& config() const;
+  // Kernel features in use, e.g. "move,wp,poison,remap,unmap,remove".
+  std::string Features() const;
+
+  class Impl;
+
+ private:
+  explicit Pager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pager

@@ -1,0 +1,93 @@
+// The backing store of swapped pages: an array of 4 KiB slots, read and
+// written in runs of consecutive slots, asynchronously.
+//
+// The pager talks to every backend (memory, local file, NFS) through this
+// interface, so every paging policy can be tested against MemoryStore and
+// every failure injected by a test store.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pager/status.h"
+
+namespace pager {
+
+inline constexpr size_t kPageSize = 4096;
+
+// One I/O on a run of consecutive slots. The submitter owns the op and its
+// buffer; both stay valid and untouched until the store completes the op.
+struct StoreOp {
+  enum class Kind : uint8_t { kRead, kWrite };
+
+  Kind kind = Kind::kRead;
+  uint64_t slot = 0;        // first slot of the run
+  uint32_t pages = 0;       // run length
+  std::byte* buf = nullptr; // pages * kPageSize bytes
+  // Set by the store before completion: 0, or a positive errno. A short read
+  // (slots past the end of the file) is EIO, never a silent zero page.
+  int error = 0;
+
+  // The submitter's bookkeeping; the store never reads or writes these.
+  uint32_t id = 0;
+  StoreOp* next = nullptr;
+};
+
+// Health of the backend, published in the stats.
+enum class BackendState : uint8_t {
+  kOk = 0,
+  kReconnecting = 1,  // the server went away; in-flight ops wait and are retried
+  kPaused = 2,        // writes fail (ENOSPC, EROFS, ...); eviction is paused
+};
+const char* BackendStateName(BackendState s);
+
+// Where completions go. Called on any thread (often the store's own); must
+// not block and must not call back into the store.
+class StoreListener {
+ public:
+  virtual ~StoreListener() = default;
+  virtual void OnComplete(StoreOp* op) = 0;
+  virtual void OnBackendState(BackendState state, const std::string& why) = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Connects/creates the backing file. Called once, before any Submit.
+  virtual Status Start(StoreListener* listener) = 0;
+
+  // Queues an op; completes it exactly once through the listener, possibly
+  // before Submit returns. Contract, relied on by the pager:
+  //  - reads are served ahead of queued writes (a fault must not wait
+  //    behind a large write-back);
+  //  - a completed write is stable: a later read returns its bytes even if a
+  //    server restarted in between;
+  //  - transient failures (a dropped connection, a restarting server) are
+  //    retried inside the store, like a hard NFS mount; an op completes with
+  //    an error only for a condition retrying will not fix (ENOSPC, EROFS,
+  //    EACCES, a truncated file).
+  virtual void Submit(StoreOp* op) = 0;
+
+  // Completes everything in flight, then closes and removes the backing file.
+  virtual void Stop() = 0;
+
+  // Largest run the store handles in one op (the pager splits larger ones).
+  virtual uint32_t max_pages_per_op() const { return 256; }
+
+  // Human-readable location, e.g. "file /var/tmp/libpager-host-123.swap".
+  virtual std::string Describe() const = 0;
+};
+
+// Builds the store for a swap location:
+//   "memory:"                     in-process (tests, benchmarks)
+//   "/dir", "file:///dir"         a swap file created in dir
+//   "nfs://host[:port]/export/dir[?version=3|4&...]"  NFS via libnfs
+// `max_bytes` caps the swap file (0: no cap); `connect_timeout_ms` bounds
+// how long Start() waits for a server.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& location, uint64_t max_bytes,
+                                         uint32_t connect_timeout_ms);
+
+}  // namespace pager

@@ -1,0 +1,170 @@
+// Config defaults, validation, and the LIBPAGER_* environment: the one place
+// settings are read.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "pager/pager.h"
+#include "pager/units.h"
+
+namespace pager {
+
+Result<uint64_t> ParseSize(const std::string& text) {
+  const char* s = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno != 0 || v < 0 || std::isnan(v) || std::isinf(v)) {
+    return Status::Error("'" + text + "' is not a size (examples: 4096, 64K, 512M, 1.5G)");
+  }
+  std::string unit(end);
+  for (char& c : unit) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();
+  if (unit.size() > 1 && unit.back() == 'I') unit.pop_back();
+  double mult = 1;
+  if (unit.empty() || unit == "B") {
+    mult = 1;
+  } else if (unit == "K") {
+    mult = 1024.0;
+  } else if (unit == "M") {
+    mult = 1024.0 * 1024;
+  } else if (unit == "G") {
+    mult = 1024.0 * 1024 * 1024;
+  } else if (unit == "T") {
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  } else {
+    return Status::Error("'" + text + "': unknown unit '" + std::string(end) + "' (use K, M, G or T)");
+  }
+  double bytes = v * mult;
+  if (bytes > 1.8e19) return Status::Error("'" + text + "' is too large");
+  return static_cast<uint64_t>(std::llround(bytes));
+}
+
+std::string FormatSize(uint64_t bytes) {
+  static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  char buf[32];
+  if (u == 0) {
+    snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  } else {
+    snprintf(buf, sizeof buf, v < 10 ? "%.2f %s" : (v < 100 ? "%.1f %s" : "%.0f %s"), v, units[u]);
+  }
+  return buf;
+}
+
+namespace {
+
+constexpr uint64_t kMinReserve = 1ull << 20;
+
+Status BadVar(const char* var, const std::string& value, const std::string& why) {
+  return Status::Error(std::string(var) + "='" + value + "': " + why);
+}
+
+Status ReadSize(const char* var, uint64_t* out) {
+  const char* v = getenv(var);
+  if (v == nullptr) return Status();
+  auto r = ParseSize(v);
+  if (!r.ok()) return BadVar(var, v, r.status().message());
+  *out = *r;
+  return Status();
+}
+
+Status ReadFraction(const char* var, double* out) {
+  const char* v = getenv(var);
+  if (v == nullptr) return Status();
+  char* end = nullptr;
+  double d = strtod(v, &end);
+  if (end == v || *end != '\0' || !(d > 0 && d < 1)) return BadVar(var, v, "expected a fraction between 0 and 1");
+  *out = d;
+  return Status();
+}
+
+Status ReadUint(const char* var, uint32_t* out) {
+  const char* v = getenv(var);
+  if (v == nullptr) return Status();
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (end == v || *end != '\0' || errno != 0 || n > 0xFFFFFFFFull || v[0] == '-') {
+    return BadVar(var, v, "expected a non-negative integer");
+  }
+  *out = static_cast<uint32_t>(n);
+  return Status();
+}
+
+}  // namespace
+
+Result<Config> Config::FromEnvironment(Config c) {
+  Status s;
+  if (!(s = ReadSize("LIBPAGER_LIMIT", &c.memory_limit)).ok()) return s;
+  if (!(s = ReadSize("LIBPAGER_SWAP_MAX", &c.swap_max)).ok()) return s;
+  if (!(s = ReadSize("LIBPAGER_RESERVE", &c.reserve)).ok()) return s;
+  if (!(s = ReadFraction("LIBPAGER_HIGH_WATERMARK", &c.high_watermark)).ok()) return s;
+  if (!(s = ReadFraction("LIBPAGER_LOW_WATERMARK", &c.low_watermark)).ok()) return s;
+  if (!(s = ReadFraction("LIBPAGER_INACTIVE_RATIO", &c.inactive_ratio)).ok()) return s;
+  if (!(s = ReadUint("LIBPAGER_READAHEAD", &c.readahead_pages)).ok()) return s;
+  if (!(s = ReadUint("LIBPAGER_CONNECT_TIMEOUT_MS", &c.connect_timeout_ms)).ok()) return s;
+  if (const char* v = getenv("LIBPAGER_SWAP")) c.swap = v;
+  if (const char* v = getenv("LIBPAGER_DISABLE")) c.disable_features = v;
+  if (const char* v = getenv("LIBPAGER_POLICY")) {
+    if (strcmp(v, "clock") == 0) {
+      c.policy = EvictionPolicy::kClock;
+    } else if (strcmp(v, "fifo") == 0) {
+      c.policy = EvictionPolicy::kFifo;
+    } else {
+      return BadVar("LIBPAGER_POLICY", v, "expected clock or fifo");
+    }
+  }
+  return c;
+}
+
+Result<Config> Config::FromEnvironment() { return FromEnvironment(Config()); }
+
+uint64_t Config::EffectiveReserve() const {
+  if (reserve != 0) return reserve;
+  return std::max<uint64_t>(8ull << 20, memory_limit / 100);
+}
+
+Status Config::Validate() const {
+  if (memory_limit == 0) return Status::Error("memory_limit (LIBPAGER_LIMIT): must be set and above 0");
+  uint64_t r = EffectiveReserve();
+  if (r < kMinReserve) {
+    return Status::Error("reserve (LIBPAGER_RESERVE): " + FormatSize(r) + " is below the minimum of " +
+                         FormatSize(kMinReserve));
+  }
+  // The limit must hold at least a full eviction batch above the reserve's
+  // share: a limit smaller than the pool the pager needs to free it is a
+  // misconfiguration, not something to page through.
+  if (memory_limit < r) {
+    return Status::Error("memory_limit (LIBPAGER_LIMIT): " + FormatSize(memory_limit) +
+                         " is below the reserve (LIBPAGER_RESERVE) of " + FormatSize(r));
+  }
+  if (memory_limit < 256 * kPageSize) {
+    return Status::Error("memory_limit (LIBPAGER_LIMIT): " + FormatSize(memory_limit) +
+                         " is below the minimum of 1 MiB");
+  }
+  if (!(low_watermark > 0 && low_watermark < high_watermark && high_watermark <= 1)) {
+    return Status::Error("watermarks (LIBPAGER_LOW_WATERMARK, LIBPAGER_HIGH_WATERMARK): need 0 < low < high <= 1");
+  }
+  if (!(inactive_ratio > 0 && inactive_ratio < 0.5)) {
+    return Status::Error("inactive_ratio (LIBPAGER_INACTIVE_RATIO): need 0 < ratio < 0.5");
+  }
+  if (readahead_pages == 0 || readahead_pages > 1024) {
+    return Status::Error("readahead_pages (LIBPAGER_READAHEAD): need 1..1024");
+  }
+  if (swap_max != 0 && swap_max < 256 * kPageSize) {
+    return Status::Error("swap_max (LIBPAGER_SWAP_MAX): " + FormatSize(swap_max) + " is below 1 MiB");
+  }
+  return Status();
+}
+
+}  // namespace pager

@@ -1,0 +1,319 @@
+// The fault path: what a touch of a non-present page costs, by state.
+//
+//   empty     zero-fill, no I/O; sequential first touches fill ahead (one
+//             UFFDIO_COPY of up to readahead_pages pages from a zero run)
+//   inactive  re-install from the inactive frame, no I/O, no new frame
+//   writing   re-install from the write-back buffer, no I/O
+//   swapped   read the slot run (read-ahead on sequential faults) into the
+//             reserve, verify each page's checksum, install with one COPY
+//   reading   nothing: the install of the read in flight wakes every waiter
+//   resident  a stale second message: install a zero page, which fails with
+//             EEXIST and wakes the thread (the kernel's duplicate-message
+//             quirk) or, if the page really went missing behind our back,
+//             gives the zeros MADV_DONTNEED promised
+//
+// Installs use UFFDIO_COPY, not UFFDIO_MOVE: here a move in measured ~2x a
+// copy (70 vs 30 us; see docs/design.md), while a move out is the cheap way
+// to evict.
+#include <linux/userfaultfd.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "checksum.h"
+#include "core.h"
+#include "log.h"
+
+namespace pager {
+
+uint32_t PagerCore::Window(uint64_t page) {
+  if (page == next_expected_page_) {
+    window_ = std::min<uint32_t>(window_ * 2, std::min(cfg_.readahead_pages, max_run_));
+  } else {
+    window_ = 1;
+  }
+  return window_;
+}
+
+PagerCore::Outcome PagerCore::Wait(Fault& f) {
+  if (f.parked_ns == 0) {
+    f.parked_ns = NowNs();
+    if (throttled()) {
+      f.throttled = true;
+      stats_->Add(stats_->throttle_events);
+    } else {
+      stats_->Add(stats_->limit_waits);
+    }
+  }
+  waiting_for_memory = true;
+  return Outcome::kWait;
+}
+
+PagerCore::Outcome PagerCore::ServeFault(Fault& f) {
+  const uint64_t page = PageTable::PageOf(f.addr);
+  if (f.flags & UFFD_PAGEFAULT_FLAG_WP) {
+    // Only the fallback eviction write-protects, for the few microseconds
+    // between protecting a run and copying it out; the writer waits until the
+    // run's madvise is done, then re-faults as a missing page.
+    stats_->Add(stats_->faults_wp);
+    PageEntry* e = table_.Find(page);
+    if (InPendingDrop(page)) return Outcome::kWait;
+    if (e != nullptr && e->state() == PageState::kResident) {
+      Status s = uffd_.WriteProtect(PageTable::AddrOf(page), 1, false);
+      if (!s.ok()) return Outcome::kRetry;
+    } else {
+      uffd_.Wake(PageTable::AddrOf(page), 1);
+    }
+    return Outcome::kDone;
+  }
+  if (InPendingDrop(page)) return Outcome::kWait;
+
+  PageEntry& e = table_.At(page);
+  PAGER_LOG_DEBUG("fault %#lx flags %#lx state %s", static_cast<unsigned long>(f.addr),
+                  static_cast<unsigned long>(f.flags), PageStateName(e.state()));
+  switch (e.state()) {
+    case PageState::kEmpty:
+      return ServeEmpty(f, page);
+    case PageState::kResident: {
+      UffdRun r = uffd_.Copy(PageTable::AddrOf(page), zeros_.data(), 1);
+      if (r.done == 0 && r.error == EAGAIN) return Outcome::kRetry;
+      return Outcome::kDone;
+    }
+    case PageState::kInactive:
+      return ServeStaged(f, page, e, frames_.at(e.aux()), true);
+    case PageState::kWriting: {
+      Op* op = ops_[e.aux()].get();
+      for (uint32_t i = 0; i < op->io.pages; i++) {
+        if (op->pages[i] == page) return ServeStaged(f, page, e, op->io.buf + i * kPageSize, false);
+      }
+      PAGER_LOG_ERROR("page %#lx: writing, but not in its op %u", static_cast<unsigned long>(page * kPageSize),
+                      e.aux());
+      return Outcome::kDone;
+    }
+    case PageState::kSwapped:
+      return ServeSwapped(f, page, e);
+    case PageState::kReading:
+      return Outcome::kDone;
+    case PageState::kPoisoned:
+      // Only reached without UFFDIO_POISON: deliver the SIGBUS by hand.
+      if (f.tid != 0) syscall(SYS_tgkill, getpid(), f.tid, SIGBUS);
+      return Outcome::kDone;
+  }
+  return Outcome::kDone;
+}
+
+PagerCore::Outcome PagerCore::ServeEmpty(Fault& f, uint64_t page) {
+  uint32_t want = Window(page);
+  uint32_t run = 1;
+  while (run < want) {
+    const PageEntry* n = table_.Find(page + run);
+    if ((n != nullptr && n->state() != PageState::kEmpty) || InPendingDrop(page + run)) break;
+    run++;
+  }
+  run = Admit(run);
+  if (run == 0) return Wait(f);
+  // Installs first, then state: pages the ioctl did not install stay empty.
+  UffdRun r = uffd_.Copy(f.addr & ~(kPageSize - 1), zeros_.data(), run);
+  if (r.done == 0 && r.error != EAGAIN && run > 1) {
+    // The kernel checks the whole range against the vma up front: a fill
+    // ahead past the region's end fails entirely. Install the one page.
+    r = uffd_.Copy(f.addr & ~(kPageSize - 1), zeros_.data(), 1);
+  }
+  if (r.done == 0) {
+    if (r.error == EAGAIN) return Outcome::kRetry;
+    uffd_.Wake(PageTable::AddrOf(page), 1);  // the region went away
+    return Outcome::kDone;
+  }
+  for (uint32_t i = 0; i < r.done; i++) SetResident(page + i, table_.At(page + i), i == 0);
+  resident_ += r.done;
+  next_expected_page_ = page + r.done;
+  stats_->Add(stats_->faults_zero);
+  stats_->Add(stats_->pages_zero_filled, r.done);
+  stats_->RecordFaultLatency(NowNs() - f.t0_ns);
+  return Outcome::kDone;
+}
+
+PagerCore::Outcome PagerCore::ServeStaged(Fault& f, uint64_t page, PageEntry& e, const std::byte* src,
+                                          bool from_frame) {
+  // From a frame the page trades its frame for a mapped one: no admission.
+  if (!from_frame && Admit(1) == 0) return Wait(f);
+  UffdRun r = uffd_.Copy(PageTable::AddrOf(page), src, 1);
+  if (r.done == 0) {
+    if (r.error == EAGAIN) return Outcome::kRetry;
+    return Outcome::kDone;  // the region went away; the unmap event discards it
+  }
+  if (from_frame) {
+    frames_.Release(e.aux());
+    inactive_--;
+  } else {
+    // The write in flight owns its slot until it completes.
+    e.clear_slot();
+    resident_++;
+  }
+  SetResident(page, e, true);
+  stats_->Add(stats_->faults_inactive);
+  stats_->RecordFaultLatency(NowNs() - f.t0_ns);
+  return Outcome::kDone;
+}
+
+uint32_t PagerCore::ReadRun(uint64_t page, const PageEntry& e, uint32_t max) {
+  uint32_t n = 1;
+  while (n < max) {
+    const PageEntry* next = table_.Find(page + n);
+    if (next == nullptr || next->state() != PageState::kSwapped || next->slot() != e.slot() + n ||
+        InPendingDrop(page + n)) {
+      break;
+    }
+    n++;
+  }
+  return n;
+}
+
+PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e) {
+  uint32_t n = Admit(ReadRun(page, e, Window(page)));
+  if (n == 0) return Wait(f);
+  std::byte* buf = reserve_->AllocPages(n);
+  if (buf == nullptr && n > 1) {
+    n = 1;
+    buf = reserve_->AllocPages(1);
+  }
+  if (buf == nullptr) return Wait(f);  // the reserve is spent on writes in flight
+  Op* op = NewOp(StoreOp::Kind::kRead, e.slot(), n, buf);
+  op->t0_ns = f.t0_ns;
+  op->fault_page = page;
+  for (uint32_t i = 0; i < n; i++) {
+    PageEntry& pe = table_.At(page + i);
+    pe.set_state(PageState::kReading);
+    pe.set_aux(op->io.id);
+    op->pages[i] = page + i;
+  }
+  resident_ += n;
+  swapped_ -= n;
+  next_expected_page_ = page + n;
+  stats_->Add(stats_->faults_swapin);
+  stats_->Add(stats_->pages_read_ahead, n - 1);
+  Submit(op);
+  return Outcome::kDone;
+}
+
+void PagerCore::Poison(uint64_t page, PageEntry& e, uint32_t tid, const char* why) {
+  PAGER_LOG_ERROR("page at %#lx (slot %u): %s; poisoned: the thread touching it gets SIGBUS",
+                  static_cast<unsigned long>(PageTable::AddrOf(page)), e.has_slot() ? e.slot() : kNoSlot,
+                  why);
+  stats_->Add(stats_->checksum_failures);
+  FreeSlot(e);
+  e.set_state(PageState::kPoisoned);
+  if (uffd_.features().poison && uffd_.Poison(PageTable::AddrOf(page), 1).ok()) return;
+  // Without UFFDIO_POISON (before 6.6): wake the waiters, whose re-fault
+  // finds the page poisoned and is answered with tgkill(SIGBUS).
+  (void)tid;
+  uffd_.Wake(PageTable::AddrOf(page), 1);
+}
+
+void PagerCore::CompleteRead(Op* op) {
+  ops_in_flight_--;
+  const uint32_t n = op->io.pages;
+  constexpr uint64_t kDone = ~uint64_t{0};
+  bool live[kMaxRun], good[kMaxRun];
+  bool retry = false;
+  for (uint32_t i = 0; i < n; i++) {
+    PageEntry* e = op->pages[i] == kDone ? nullptr : table_.Find(op->pages[i]);
+    live[i] = e != nullptr && e->state() == PageState::kReading && e->aux() == op->io.id;
+    good[i] = live[i] && op->io.error == 0 &&
+              PageChecksum(op->io.buf + i * kPageSize) == slots_.checksum(static_cast<uint32_t>(op->io.slot + i));
+    if (live[i] && !good[i] && op->retries == 0) retry = true;
+  }
+  if (retry) {
+    // One more read before declaring the copy bad: a transient fault on the
+    // way must not cost the program a page.
+    op->retries++;
+    stats_->Add(stats_->io_retries);
+    op->io.error = 0;
+    Submit(op);
+    return;
+  }
+  bool again = false;
+  for (uint32_t i = 0; i < n;) {
+    if (!live[i]) {
+      i++;
+      continue;
+    }
+    if (!good[i]) {
+      PageEntry& e = table_.At(op->pages[i]);
+      char why[96];
+      if (op->io.error != 0) {
+        snprintf(why, sizeof why, "swap-in failed: %s", strerror(op->io.error));
+        stats_->Add(stats_->io_errors);
+      } else {
+        snprintf(why, sizeof why, "checksum mismatch in the swap copy");
+      }
+      Poison(op->pages[i], e, 0, why);
+      resident_--;
+      op->pages[i] = kDone;
+      i++;
+      continue;
+    }
+    uint32_t j = i + 1;
+    while (j < n && live[j] && good[j] && op->pages[j] == op->pages[j - 1] + 1) j++;
+    UffdRun r = uffd_.Copy(PageTable::AddrOf(op->pages[i]), op->io.buf + i * kPageSize, j - i);
+    for (uint32_t k = i; k < i + r.done; k++) {
+      SetResident(op->pages[k], table_.At(op->pages[k]), op->pages[k] == op->fault_page);
+      op->pages[k] = kDone;
+    }
+    if (r.done < j - i) {
+      if (r.error == EAGAIN) {
+        again = true;  // the mm is changing; retried after the pending events
+      } else {
+        // The region is gone; its unmap event arrives next.
+        for (uint32_t k = i + r.done; k < j; k++) {
+          Discard(op->pages[k], 1);
+          op->pages[k] = kDone;
+        }
+      }
+    }
+    i = j;
+  }
+  if (again) {
+    ops_in_flight_++;
+    retry_reads_.push_back(op);
+    return;
+  }
+  if (op->t0_ns != 0) stats_->RecordFaultLatency(NowNs() - op->t0_ns);
+  FreeOp(op);
+}
+
+void PagerCore::RetryReads() {
+  std::vector<Op*> ops = std::move(retry_reads_);
+  retry_reads_.clear();
+  for (Op* op : ops) CompleteRead(op);
+}
+
+bool PagerCore::SwapInRange(uint64_t first, uint64_t pages) {
+  bool done = true;
+  table_.ForRange(first, pages, [&](uint64_t page, PageEntry& e) {
+    switch (e.state()) {
+      case PageState::kInactive:
+      case PageState::kWriting:
+      case PageState::kSwapped: {
+        Fault f;
+        f.addr = PageTable::AddrOf(page);
+        f.t0_ns = NowNs();
+        if (ServeFault(f) != Outcome::kDone) done = false;
+        if (e.state() != PageState::kResident) done = false;
+        break;
+      }
+      case PageState::kReading:
+        done = false;
+        break;
+      default:
+        break;
+    }
+  });
+  return done;
+}
+
+}  // namespace pager

@@ -1,0 +1,37 @@
+#include "frames.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace pager {
+
+Result<Frames> Frames::Create(uint32_t frames, const Uffd* staging) {
+  Mapping area = Mapping::Anonymous(uint64_t{frames} * kPageSize, MAP_NORESERVE);
+  if (!area.valid()) return Status::FromErrno("inactive frames: mmap", errno);
+  // MOVE refuses huge pages in the destination; a fork child has no use for
+  // the pager's frames.
+  madvise(area.data(), area.size(), MADV_NOHUGEPAGE);
+  madvise(area.data(), area.size(), MADV_DONTFORK);
+  if (staging != nullptr) {
+    Status s = staging->Register(area.data(), area.size());
+    if (!s.ok()) return Status::Error("inactive frames: " + s.message());
+  }
+  return Frames(std::move(area), frames);
+}
+
+void Frames::Flush() {
+  if (released_.empty()) return;
+  std::sort(released_.begin(), released_.end());
+  for (size_t i = 0; i < released_.size();) {
+    size_t j = i + 1;
+    while (j < released_.size() && released_[j] == released_[j - 1] + 1) j++;
+    madvise(at(released_[i]), (j - i) * kPageSize, MADV_DONTNEED);
+    for (size_t k = i; k < j; k++) alloc_.Free(released_[k]);
+    i = j;
+  }
+  released_.clear();
+}
+
+}  // namespace pager

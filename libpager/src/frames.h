@@ -1,0 +1,53 @@
+// The inactive stage's frames: where a deactivated page waits, unmapped from
+// its region but still in memory, until it is re-touched (re-installed with
+// no I/O) or written back.
+//
+// With UFFDIO_MOVE the area is registered with a second uffd that has no
+// events: MOVE needs its destination registered with the uffd it is issued
+// on, and releasing a frame (MADV_DONTNEED, so the next MOVE finds a hole)
+// must not raise a REMOVE event that only the pager thread itself, busy
+// calling madvise, could read. Without MOVE the area is plain memory that
+// the evictor copies into.
+//
+// A released frame is reusable only after Flush() has dropped it; frames are
+// released one by one and dropped in sorted, coalesced batches.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "pager/store.h"
+#include "slot_allocator.h"
+#include "uffd.h"
+#include "unique_fd.h"
+
+namespace pager {
+
+class Frames {
+ public:
+  // `staging` is the events-free uffd to register with (MOVE mode), or null.
+  static Result<Frames> Create(uint32_t frames, const Uffd* staging);
+
+  uintptr_t addr(uint32_t f) const { return reinterpret_cast<uintptr_t>(area_.data()) + uintptr_t{f} * kPageSize; }
+  std::byte* at(uint32_t f) const { return area_.data() + uint64_t{f} * kPageSize; }
+  bool Contains(uintptr_t a) const { return a >= addr(0) && a < addr(count_); }
+
+  // Up to `want` consecutive free frames (count 0: none free).
+  SlotAllocator::Run Allocate(uint32_t want) { return alloc_.Allocate(want); }
+  // Returns an allocated frame that was never filled (MOVE failed): no drop.
+  void Unuse(uint32_t f) { alloc_.Free(f); }
+  void Release(uint32_t f) { released_.push_back(f); }
+  void Flush();
+
+  uint32_t count() const { return count_; }
+  uint64_t in_use() const { return alloc_.in_use(); }
+
+ private:
+  Frames(Mapping area, uint32_t count) : area_(std::move(area)), count_(count), alloc_(count) {}
+  Mapping area_;
+  uint32_t count_;
+  SlotAllocator alloc_;
+  std::vector<uint32_t> released_;
+};
+
+}  // namespace pager

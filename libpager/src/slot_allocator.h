@@ -1,0 +1,49 @@
+// Slots of the swap store, handed out in contiguous runs so that write-back
+// is large sequential I/O (the same idea as the kernel's swap clusters).
+//
+// Next-fit from a cursor: consecutive evictions land in consecutive slots,
+// and pages evicted together (neighbours in the inactive queue, mostly
+// neighbours in memory) are read back together by read-ahead.
+//
+// Each slot carries the checksum of what was written to it: 8 bytes a slot.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace pager {
+
+class SlotAllocator {
+ public:
+  // `max_slots` caps the store (0: up to 2^32 - 1, the page table's limit).
+  explicit SlotAllocator(uint64_t max_slots);
+
+  struct Run {
+    uint32_t first = 0;
+    uint32_t count = 0;  // 0: the store is full
+  };
+  // Up to `want` consecutive free slots.
+  Run Allocate(uint32_t want);
+  void Free(uint32_t slot);
+
+  uint64_t checksum(uint32_t slot) const { return checksums_[slot]; }
+  void set_checksum(uint32_t slot, uint64_t c) { checksums_[slot] = c; }
+
+  uint64_t in_use() const { return in_use_; }
+  uint64_t capacity() const { return capacity_; }
+  bool full() const { return in_use_ == max_slots_; }
+
+ private:
+  bool IsFree(uint64_t s) const { return !(bits_[s / 64] >> (s % 64) & 1); }
+  bool ShouldGrow(uint32_t want) const;
+  void Grow();
+
+  const uint64_t max_slots_;
+  uint64_t capacity_ = 0;
+  uint64_t cursor_ = 0;
+  uint64_t in_use_ = 0;
+  std::vector<uint64_t> bits_;
+  std::vector<uint64_t> checksums_;
+};
+
+}  // namespace pager

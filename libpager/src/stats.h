@@ -1,0 +1,39 @@
+// The pager's counters: plain atomics, updated with relaxed stores by the
+// pager thread, read by anyone at any time without a lock. The block is a
+// fixed-layout struct so it can live in shared memory for pagerctl.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "pager/pager.h"
+
+namespace pager {
+
+// Every counter of Stats, in one list so the block and the snapshot cannot
+// drift apart.
+#define PAGER_STATS_COUNTERS(X)                                                         \
+  X(limit_pages) X(resident_pages) X(inactive_pages) X(swapped_pages) X(slots_in_use)   \
+  X(mapped_bytes) X(faults_zero) X(faults_inactive) X(faults_swapin) X(faults_wp)       \
+  X(pages_zero_filled) X(pages_read_ahead) X(evictions_clean) X(evictions_written)      \
+  X(deactivations) X(bytes_read) X(bytes_written) X(store_reads) X(store_writes)        \
+  X(io_errors) X(io_retries) X(checksum_failures) X(eviction_pauses) X(reserve_bytes)   \
+  X(reserve_free_bytes) X(reserve_min_free_bytes) X(throttle_events) X(throttled_ns)    \
+  X(limit_waits)
+
+struct StatsBlock {
+#define PAGER_STATS_FIELD(name) std::atomic<uint64_t> name{0};
+  PAGER_STATS_COUNTERS(PAGER_STATS_FIELD)
+#undef PAGER_STATS_FIELD
+  std::atomic<uint64_t> backend{0};
+  std::atomic<uint64_t> eviction_paused{0};
+  std::atomic<uint64_t> fault_latency_us[Stats::kLatencyBuckets] = {};
+
+  void Add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+  void Set(std::atomic<uint64_t>& c, uint64_t v) { c.store(v, std::memory_order_relaxed); }
+  void RecordFaultLatency(uint64_t ns);
+
+  Stats Snapshot() const;
+};
+
+}  // namespace pager

@@ -1,0 +1,1090 @@
+// The NFS store: one I/O thread owns every libnfs context and runs their
+// event loop; Submit() from any thread only queues and wakes it.
+//
+// Invariants and why:
+//  - A libnfs context is not thread-safe, so only the I/O thread touches one.
+//  - Reads are dispatched before queued writes, and each connection has a
+//    cap on write bytes in flight, so a swap-in waits behind at most that
+//    much write-back on the socket, never behind the whole queue.
+//  - A write completes only once stable. NFSv3: WRITE UNSTABLE, then COMMIT;
+//    a write is done when the COMMIT's verifier equals the one its WRITE
+//    returned. A different verifier means the server rebooted in between and
+//    lost the unstable data: the write is sent again (RFC 1813, 3.3.21). The
+//    high-level libnfs API hides the verifier, so v3 I/O uses the raw RPCs.
+//    NFSv4 goes through the high-level API (libnfs 4.0 exposes no raw v4
+//    I/O), which hides the verifier: there a write counts as stable only if
+//    its WRITE and the COMMIT after it were answered on the same connection.
+//    A server reboot always breaks the connection, and any broken
+//    connection makes the store tear all of them down and resend every
+//    write not yet committed.
+//  - Transient failures (a dropped or timed-out connection, a server
+//    restarting) are never reported: every op in flight goes back to the
+//    front of its queue, all connections are rebuilt with back-off, and the
+//    swap file is reopened by name. Only errors retrying cannot fix (ENOSPC,
+//    EDQUOT, EROFS, EACCES, EPERM, EFBIG, a read past the end of the file)
+//    complete an op with an error.
+#include "store/nfs_store.h"
+
+#include "log.h"
+
+// libnfs.h needs these before it.
+#include <stdint.h>
+#include <sys/time.h>
+
+#include <fcntl.h>
+#include <nfsc/libnfs.h>
+#include <nfsc/libnfs-raw.h>
+#include <nfsc/libnfs-raw-nfs.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+// libnfs 4.0 returns this from nfs_get_fh() but keeps its layout in a
+// private header (libnfs-private.h); it has been { int len; char *val; }
+// since the function was added.
+struct nfs_fh {
+  int len;
+  char* val;
+};
+
+namespace pager {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Ms = std::chrono::milliseconds;
+
+constexpr uint32_t kMaxXfer = 1u << 20;           // v3 servers cap READ/WRITE here anyway
+constexpr uint32_t kV4ReadMax = 256u << 10;       // libnfs 4.0 breaks on v4 replies > 1 MiB + 4 KiB
+constexpr uint32_t kV4WriteMax = 3944;            // libnfs 4.0 cannot encode a larger v4 WRITE
+constexpr int kMaxInflightPerConn = 32;           // Ganesha is CPU bound past QD 8
+constexpr uint64_t kMaxWriteBytesPerConn = 4u << 20;   // bounds a read's wait on the socket
+constexpr uint64_t kCommitEveryBytes = 4u << 20;       // COMMIT at least this often under load
+constexpr int kIoTimeoutMs = 30000;               // an RPC unanswered this long: reconnect
+constexpr int kPollMs = 100;                      // libnfs needs service() calls for timeouts
+constexpr Ms kBackoffMin{100};
+constexpr Ms kBackoffMax{5000};
+
+std::atomic<uint32_t> g_store_seq{0};
+
+void Log(const std::string& msg) { PAGER_LOG_WARN("nfs: %s", msg.c_str()); }
+
+std::string ErrStr(int err) { return std::strerror(err); }
+
+// nfs_get_error() answers NULL when libnfs has nothing to say.
+std::string NfsErr(nfs_context* nfs) {
+  const char* e = nfs ? nfs_get_error(nfs) : nullptr;
+  return e ? e : "no details from libnfs";
+}
+
+// Conditions that retrying will not fix. Anything else is treated as a
+// transient failure of the connection or the server.
+bool IsPermanent(int err) {
+  switch (err) {
+    case ENOSPC: case EDQUOT: case EROFS: case EACCES: case EPERM: case EFBIG:
+      return true;
+    default:
+      return false;
+  }
+}
+
+int Nfs3Errno(nfsstat3 s) {
+  switch (s) {
+    case NFS3_OK: return 0;
+    case NFS3ERR_PERM: return EPERM;
+    case NFS3ERR_NOENT: return ENOENT;
+    case NFS3ERR_IO: return EIO;
+    case NFS3ERR_NXIO: return ENXIO;
+    case NFS3ERR_ACCES: return EACCES;
+    case NFS3ERR_INVAL: return EINVAL;
+    case NFS3ERR_FBIG: return EFBIG;
+    case NFS3ERR_NOSPC: return ENOSPC;
+    case NFS3ERR_ROFS: return EROFS;
+    case NFS3ERR_DQUOT: return EDQUOT;
+    case NFS3ERR_STALE: return ESTALE;
+    case NFS3ERR_JUKEBOX: return EAGAIN;
+    default: return EIO;
+  }
+}
+
+// A v3 server's answer with an error status. NFS3ERR_IO is a disk error on
+// the server: permanent. STALE (the handle died with a server-side change)
+// and JUKEBOX (try later) are retried after a reconnect.
+bool IsPermanentNfs3(nfsstat3 s) { return s == NFS3ERR_IO || IsPermanent(Nfs3Errno(s)); }
+
+// Options of the URL that are ours, not libnfs's; libnfs rejects unknown
+// ones, so they are removed before it parses the rest.
+struct UrlOptions {
+  std::string libnfs_url;  // the URL without our options
+  std::string host, port, mountport, path;
+  int version = 3;
+  // Measured on loopback Ganesha (docs/nfs.md): two connections read ~1.3-2x
+  // faster than one; FILE_SYNC writes beat UNSTABLE + COMMIT by ~1.4-2x
+  // (Ganesha's COMMIT is an fsync of the whole file).
+  int conns = 2;
+  bool file_sync = true;  // stable=commit: UNSTABLE + COMMIT with verifier check
+};
+
+Result<UrlOptions> ParseUrl(const std::string& url) {
+  UrlOptions o;
+  const std::string scheme = "nfs://";
+  if (url.rfind(scheme, 0) != 0) return Status::Error("nfs url '" + url + "': must start with nfs://");
+  size_t q = url.find('?');
+  std::string base = url.substr(0, q);
+  std::string kept;
+  if (q != std::string::npos) {
+    std::string query = url.substr(q + 1);
+    size_t pos = 0;
+    while (pos <= query.size()) {
+      size_t amp = query.find('&', pos);
+      std::string kv = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+      pos = amp == std::string::npos ? query.size() + 1 : amp + 1;
+      if (kv.empty()) continue;
+      size_t eq = kv.find('=');
+      std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      if (k == "conns") {
+        o.conns = std::atoi(v.c_str());
+        if (o.conns < 1 || o.conns > 8)
+          return Status::Error("nfs url '" + url + "': conns=" + v + " must be 1..8");
+        continue;
+      }
+      if (k == "stable") {
+        if (v != "sync" && v != "commit")
+          return Status::Error("nfs url '" + url + "': stable=" + v + " must be sync or commit");
+        o.file_sync = v == "sync";
+        continue;
+      }
+      if (k == "version") {
+        if (v != "3" && v != "4")
+          return Status::Error("nfs url '" + url + "': version=" + v + " must be 3 or 4");
+        o.version = std::atoi(v.c_str());
+      }
+      if (k == "nfsport") o.port = v;
+      if (k == "mountport") o.mountport = v;
+      kept += (kept.empty() ? "?" : "&") + kv;
+    }
+  }
+  o.libnfs_url = base + kept;
+  std::string rest = base.substr(scheme.size());
+  size_t slash = rest.find('/');
+  o.host = rest.substr(0, slash);
+  o.path = slash == std::string::npos ? "/" : rest.substr(slash);
+  size_t colon = o.host.rfind(':');
+  if (colon != std::string::npos && o.host.find(']') == std::string::npos) {
+    if (o.port.empty()) o.port = o.host.substr(colon + 1);
+    o.host = o.host.substr(0, colon);
+  }
+  if (o.host.empty()) return Status::Error("nfs url '" + url + "': no host");
+  return o;
+}
+
+// One piece of an op, at most one READ/WRITE on the wire.
+struct Pending;
+struct Chunk {
+  Pending* owner;
+  uint64_t off;
+  uint32_t len;
+  uint32_t done = 0;  // bytes read or written so far (servers may answer short)
+  std::byte* buf;
+  bool is_write;
+  char verf[NFS3_WRITEVERFSIZE] = {};  // v3: the verifier of this chunk's WRITEs
+  bool has_verf = false;
+};
+
+struct Pending {
+  StoreOp* op;
+  uint32_t chunks_left;
+  int error = 0;
+};
+
+class NfsStore;
+struct Conn;
+struct SetupResult;
+
+// One RPC in flight. Owned by its connection's `calls`; the callback unlinks
+// and frees it, except while the connection is being torn down (`orphan`).
+struct Call {
+  enum Kind { kRead, kWrite, kCommit } kind;
+  NfsStore* store;
+  Conn* conn;
+  Chunk* chunk = nullptr;          // kRead, kWrite
+  uint32_t len = 0;                // bytes asked for
+  std::vector<Chunk*> batch;       // kCommit: the writes this COMMIT makes stable
+  bool orphan = false;
+};
+
+struct Conn {
+  nfs_context* nfs = nullptr;
+  nfsfh* fh = nullptr;
+  std::vector<char> fh3;           // v3 file handle for the raw RPCs
+  std::unordered_set<Call*> calls;
+  uint64_t write_bytes = 0;        // WRITE payload in flight
+  int writes = 0;                  // WRITEs in flight
+  std::vector<Chunk*> uncommitted; // written UNSTABLE, waiting for a COMMIT
+  uint64_t uncommitted_bytes = 0;
+  bool committing = false;
+};
+
+class NfsStore final : public Store {
+ public:
+  NfsStore(UrlOptions url, uint64_t max_bytes, uint32_t connect_timeout_ms)
+      : url_(std::move(url)), max_bytes_(max_bytes), connect_timeout_(connect_timeout_ms) {
+    char host[256] = "unknown";
+    gethostname(host, sizeof(host) - 1);
+    host_ = host;
+    seq_ = g_store_seq.fetch_add(1);
+    file_ = "libpager-" + host_ + "-" + std::to_string(getpid()) + "-" + std::to_string(seq_) + ".swap";
+    conns_.resize(url_.conns);
+  }
+
+  ~NfsStore() override {
+    if (thread_.joinable()) Stop();
+    for (Conn& c : conns_) Teardown(c);
+    if (wake_fd_ >= 0) close(wake_fd_);
+  }
+
+  Status Start(StoreListener* listener) override;
+  void Submit(StoreOp* op) override;
+  void Stop() override;
+  uint32_t max_pages_per_op() const override { return kMaxXfer / kPageSize; }
+  std::string Describe() const override {
+    return "nfs " + url_.host + ":" + (url_.port.empty() ? "2049" : url_.port) + url_.path + "/" + file_ +
+           " (v" + std::to_string(url_.version) + ", " + std::to_string(url_.conns) + " conn" +
+           (url_.conns > 1 ? "s" : "") + (url_.file_sync ? ", FILE_SYNC" : "") + ")";
+  }
+
+  // Callbacks, on the I/O thread inside nfs_service() or nfs_destroy_context().
+  void OnRead3(Call* call, int rpc_status, READ3res* res);
+  void OnWrite3(Call* call, int rpc_status, WRITE3res* res);
+  void OnCommit3(Call* call, int rpc_status, COMMIT3res* res);
+  void OnRead4(Call* call, int err, const void* data);
+  void OnWrite4(Call* call, int err);
+  void OnCommit4(Call* call, int err);
+
+ private:
+  std::string Where() const {
+    return url_.host + " port " + (url_.port.empty() ? "2049 (default)" : url_.port) +
+           (url_.version == 3 && !url_.mountport.empty() ? " mountport " + url_.mountport : "") +
+           ", export path " + url_.path + ", NFSv" + std::to_string(url_.version);
+  }
+  std::string FilePath() const { return "/" + file_; }
+
+  // Connection management (I/O thread, or Start before it exists).
+  Status Connect(Conn& c, Clock::time_point deadline, bool create, int* err);
+  Status ConnectAll(Clock::time_point deadline, bool create, int* err);
+  Status FirstConnect();
+  void Teardown(Conn& c);
+  void TeardownAll();
+  bool Reconnect(const std::string& why);
+  Status ConnectSteps(Conn& c, Clock::time_point deadline, bool create, int* err, SetupResult* mount,
+                      SetupResult* open);
+  // Runs one context's event loop until *done: 0, or ETIMEDOUT at the
+  // deadline, or another errno when the connection fails first.
+  int RunUntil(nfs_context* nfs, const bool* done, Clock::time_point deadline);
+
+  void Loop();
+  void TakeIncoming();
+  void Dispatch();
+  bool Issue(Conn& c, Chunk* ch);
+  void IssueCommit(Conn& c);
+  void Unlink(Call* call);
+  void Requeue(Chunk* ch);
+  void FinishChunk(Chunk* ch, int err);
+  void FailAll(int err);
+  bool Idle() const;
+  void RemoveFile();
+
+  const UrlOptions url_;
+  const uint64_t max_bytes_;
+  const uint32_t connect_timeout_;
+  std::string host_, file_;
+  uint32_t seq_ = 0;
+  uint32_t generation_ = 0;        // bumped on every (re)connect, names v4 clients
+  uint64_t readmax_ = kMaxXfer, writemax_ = kMaxXfer;
+  StoreListener* listener_ = nullptr;
+  std::thread thread_;
+  int wake_fd_ = -1;
+
+  // Shared with Submit/Stop.
+  std::mutex mu_;
+  std::vector<StoreOp*> incoming_;
+  bool stopping_ = false;
+  Clock::time_point stop_deadline_;
+
+  // I/O thread only.
+  std::vector<Conn> conns_;
+  std::deque<Chunk*> reads_, writes_;
+  bool broken_ = false;
+  std::string broken_why_;
+  int dead_errno_ = 0;             // the swap file is gone: every op fails with this
+};
+
+// ---- libnfs callbacks: find the call, hand over to the store --------------
+
+void Read3Cb(rpc_context*, int status, void* data, void* priv) {
+  auto* call = static_cast<Call*>(priv);
+  call->store->OnRead3(call, status, static_cast<READ3res*>(data));
+}
+void Write3Cb(rpc_context*, int status, void* data, void* priv) {
+  auto* call = static_cast<Call*>(priv);
+  call->store->OnWrite3(call, status, static_cast<WRITE3res*>(data));
+}
+void Commit3Cb(rpc_context*, int status, void* data, void* priv) {
+  auto* call = static_cast<Call*>(priv);
+  call->store->OnCommit3(call, status, static_cast<COMMIT3res*>(data));
+}
+void Read4Cb(int err, nfs_context*, void* data, void* priv) {
+  auto* call = static_cast<Call*>(priv);
+  call->store->OnRead4(call, err, data);
+}
+void Write4Cb(int err, nfs_context*, void*, void* priv) {
+  auto* call = static_cast<Call*>(priv);
+  call->store->OnWrite4(call, err);
+}
+void Commit4Cb(int err, nfs_context*, void*, void* priv) {
+  auto* call = static_cast<Call*>(priv);
+  call->store->OnCommit4(call, err);
+}
+
+void IgnoreCb(int, nfs_context*, void*, void*) {}
+
+// The result of one async setup call (mount, open, create, unlink).
+struct SetupResult {
+  bool done = false;
+  int err = 0;
+  void* data = nullptr;
+  std::string msg;
+};
+void SetupCb(int err, nfs_context*, void* data, void* priv) {
+  auto* r = static_cast<SetupResult*>(priv);
+  r->done = true;
+  r->err = err;
+  if (err < 0 && data) r->msg = static_cast<const char*>(data);
+  if (err >= 0) r->data = data;
+}
+
+// ---- connecting ------------------------------------------------------------
+
+int NfsStore::RunUntil(nfs_context* nfs, const bool* done, Clock::time_point deadline) {
+  while (!*done) {
+    auto left = std::chrono::duration_cast<Ms>(deadline - Clock::now()).count();
+    if (left <= 0) return ETIMEDOUT;
+    pollfd p{nfs_get_fd(nfs), static_cast<short>(nfs_which_events(nfs)), 0};
+    int n = poll(&p, 1, static_cast<int>(std::min<long>(left, kPollMs)));
+    if (n < 0 && errno != EINTR) return errno;
+    if (nfs_service(nfs, n > 0 ? p.revents : 0) < 0) return *done ? 0 : ECONNRESET;
+  }
+  return 0;
+}
+
+// Connects `c`: mount, then create (exclusive, 0600) or reopen the swap
+// file. On failure *err is the positive errno (ETIMEDOUT past the deadline)
+// and `c` is torn down.
+Status NfsStore::Connect(Conn& c, Clock::time_point deadline, bool create, int* err) {
+  // The results live here, outside ConnectSteps, so that a call still
+  // pending when it gives up can land in them while Teardown destroys the
+  // context (libnfs runs the callbacks of pending calls then).
+  SetupResult mount, open;
+  Status s = ConnectSteps(c, deadline, create, err, &mount, &open);
+  if (!s.ok()) Teardown(c);
+  return s;
+}
+
+Status NfsStore::ConnectSteps(Conn& c, Clock::time_point deadline, bool create, int* err, SetupResult* r,
+                              SetupResult* o) {
+  Teardown(c);
+  *err = 0;
+  c.nfs = nfs_init_context();
+  if (!c.nfs) {
+    *err = ENOMEM;
+    return Status::Error("nfs: nfs_init_context failed");
+  }
+  nfs_url* u = nfs_parse_url_dir(c.nfs, url_.libnfs_url.c_str());
+  if (!u) {
+    *err = EINVAL;
+    return Status::Error("nfs url '" + url_.libnfs_url + "': " + NfsErr(c.nfs));
+  }
+  std::string server = u->server, path = u->path;
+  nfs_destroy_url(u);
+  // We reconnect ourselves: libnfs's own reconnect would hide the break
+  // from us, and unstable writes must be resent after one.
+  nfs_set_autoreconnect(c.nfs, 0);
+  nfs_set_timeout(c.nfs, kIoTimeoutMs);
+  if (url_.version == 4) {
+    // Two v4 contexts made in the same second share a client id unless named
+    // apart (the server then answers STALE_CLIENTID / OLD_STATEID).
+    std::string name = "libpager-" + host_ + "-" + std::to_string(getpid()) + "-" + std::to_string(seq_) +
+                       "-" + std::to_string(&c - conns_.data()) + "-" + std::to_string(generation_);
+    nfs4_set_client_name(c.nfs, name.c_str());
+  }
+
+  if (nfs_mount_async(c.nfs, server.c_str(), path.c_str(), SetupCb, r) != 0) {
+    *err = EIO;
+    return Status::Error("nfs: mount of " + Where() + ": " + NfsErr(c.nfs));
+  }
+  if (int e = RunUntil(c.nfs, &r->done, deadline)) {
+    *err = e;
+    if (e == ETIMEDOUT)
+      return Status::Error("nfs: no answer from " + Where() + " within " + std::to_string(connect_timeout_) + " ms");
+    return Status::Error("nfs: cannot connect to " + Where() + ": " + NfsErr(c.nfs));
+  }
+  if (r->err < 0) {
+    *err = -r->err;
+    if (*err == ENOENT) *err = ENODEV;  // ENOENT is kept for "the swap file is gone"
+    return Status::Error("nfs: cannot mount " + Where() + ": " + r->msg + " (" + ErrStr(-r->err) + ")");
+  }
+
+  int queued = create ? nfs_create_async(c.nfs, FilePath().c_str(), O_RDWR | O_EXCL, 0600, SetupCb, o)
+                      : nfs_open2_async(c.nfs, FilePath().c_str(), O_RDWR, 0600, SetupCb, o);
+  const std::string what = std::string(create ? "create" : "reopen") + " swap file " + path + FilePath();
+  if (queued != 0) {
+    *err = EIO;
+    return Status::Error("nfs: " + what + " on " + Where() + ": " + NfsErr(c.nfs));
+  }
+  if (int e = RunUntil(c.nfs, &o->done, deadline)) {
+    *err = e;
+    return Status::Error("nfs: " + what + " on " + Where() + ": " +
+                         (e == ETIMEDOUT ? "no answer in time" : NfsErr(c.nfs)));
+  }
+  if (o->err < 0) {
+    *err = -o->err;
+    std::string hint = -o->err == EROFS ? " (read-only export)"
+                     : -o->err == EACCES || -o->err == EPERM ? " (permission denied)"
+                     : -o->err == ENOENT ? " (directory missing?)" : "";
+    return Status::Error("nfs: cannot " + what + " on " + Where() + ": " + o->msg + hint);
+  }
+  c.fh = static_cast<nfsfh*>(o->data);
+  if (url_.version == 3) {
+    const nfs_fh* fh = nfs_get_fh(c.fh);
+    c.fh3.assign(fh->val, fh->val + fh->len);
+    readmax_ = std::min<uint64_t>(kMaxXfer, nfs_get_readmax(c.nfs));
+    writemax_ = std::min<uint64_t>(kMaxXfer, nfs_get_writemax(c.nfs));
+    if (readmax_ < kPageSize) readmax_ = kPageSize;
+    if (writemax_ < kPageSize) writemax_ = kPageSize;
+  } else {
+    // v4: nfs_get_readmax/writemax answer 0; these are libnfs 4.0's limits.
+    readmax_ = kV4ReadMax;
+    writemax_ = kV4WriteMax;
+  }
+  return Status();
+}
+
+Status NfsStore::ConnectAll(Clock::time_point deadline, bool create, int* err) {
+  ++generation_;
+  for (size_t i = 0; i < conns_.size(); i++) {
+    Status s = Connect(conns_[i], deadline, create && i == 0, err);
+    if (!s.ok()) {
+      TeardownAll();
+      return s;
+    }
+  }
+  return Status();
+}
+
+// Drops a connection; whatever it had in flight goes back to the queues.
+void NfsStore::Teardown(Conn& c) {
+  std::vector<Call*> calls(c.calls.begin(), c.calls.end());
+  for (Call* call : calls) {
+    call->orphan = true;
+    if (call->chunk) Requeue(call->chunk);
+    for (Chunk* ch : call->batch) Requeue(ch);
+  }
+  for (Chunk* ch : c.uncommitted) Requeue(ch);
+  c.uncommitted.clear();
+  c.uncommitted_bytes = 0;
+  // libnfs frees an open file only through close (v3: locally; v4: after
+  // the CLOSE, which the destroy below cancels). Destroying the context may
+  // run the callbacks of the calls above; they see `orphan` and leave the
+  // calls to us.
+  if (c.nfs && c.fh) nfs_close_async(c.nfs, c.fh, IgnoreCb, nullptr);
+  if (c.nfs) nfs_destroy_context(c.nfs);
+  for (Call* call : calls) delete call;
+  c.calls.clear();
+  c.nfs = nullptr;
+  c.fh = nullptr;
+  c.write_bytes = 0;
+  c.writes = 0;
+  c.committing = false;
+}
+
+void NfsStore::TeardownAll() {
+  for (Conn& c : conns_) Teardown(c);
+}
+
+// Start: connect within the timeout, retrying only what may be transient
+// (refused, no answer): a missing export or a denied one fails at once.
+// Runs on the I/O thread, like every use of libnfs.
+Status NfsStore::FirstConnect() {
+  const auto deadline = Clock::now() + Ms(connect_timeout_);
+  Ms backoff = kBackoffMin;
+  for (;;) {
+    int err = 0;
+    Status s = ConnectAll(deadline, true, &err);
+    if (s.ok()) return s;
+    bool transient = err == ECONNREFUSED || err == ETIMEDOUT || err == EIO || err == ECONNRESET ||
+                     err == EAGAIN || err == EFAULT || err == EHOSTUNREACH || err == ENETUNREACH;
+    if (!transient || Clock::now() + backoff >= deadline) {
+      // ENODEV / ENOENT: export / directory missing; EACCES: denied; EROFS.
+      return Status::Error(s.message() +
+                           (transient ? " (gave up after " + std::to_string(connect_timeout_) + " ms)" : ""));
+    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, Ms(1000));
+  }
+}
+
+Status NfsStore::Start(StoreListener* listener) {
+  listener_ = listener;
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return Status::FromErrno("nfs: eventfd", errno);
+  std::promise<Status> started;
+  std::future<Status> result = started.get_future();
+  thread_ = std::thread([this, &started] {
+    // libnfs writes to sockets without MSG_NOSIGNAL: a server that died
+    // would raise SIGPIPE and kill the process. Blocked here, the signal
+    // stays pending on this thread and the write fails with EPIPE.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+    Status s = FirstConnect();
+    const bool ok = s.ok();
+    started.set_value(std::move(s));
+    if (ok) Loop();
+  });
+  Status s = result.get();
+  if (!s.ok()) thread_.join();
+  return s;
+}
+
+// ---- submitting --------------------------------------------------------------
+
+void NfsStore::Submit(StoreOp* op) {
+  op->error = 0;
+  if (op->pages == 0) {
+    listener_->OnComplete(op);
+    return;
+  }
+  if (op->kind == StoreOp::Kind::kWrite && max_bytes_ != 0 &&
+      (op->slot + op->pages) * kPageSize > max_bytes_) {
+    op->error = ENOSPC;  // the configured cap, like a full disk
+    listener_->OnComplete(op);
+    return;
+  }
+  bool wake;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    wake = incoming_.empty();
+    incoming_.push_back(op);
+  }
+  if (wake) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void NfsStore::TakeIncoming() {
+  std::vector<StoreOp*> ops;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ops.swap(incoming_);
+  }
+  for (StoreOp* op : ops) {
+    if (dead_errno_) {
+      op->error = dead_errno_;
+      listener_->OnComplete(op);
+      continue;
+    }
+    const bool w = op->kind == StoreOp::Kind::kWrite;
+    const uint64_t bytes = uint64_t{op->pages} * kPageSize;
+    const uint64_t piece = w ? writemax_ : readmax_;
+    auto* p = new Pending{op, static_cast<uint32_t>((bytes + piece - 1) / piece)};
+    for (uint64_t off = 0; off < bytes; off += piece) {
+      auto* ch = new Chunk{p, op->slot * kPageSize + off, static_cast<uint32_t>(std::min(piece, bytes - off)),
+                           0, op->buf + off, w};
+      (w ? writes_ : reads_).push_back(ch);
+    }
+  }
+}
+
+void NfsStore::Requeue(Chunk* ch) {
+  if (ch->is_write) {
+    // The server may have lost any part of it: resend it whole.
+    ch->done = 0;
+    ch->has_verf = false;
+    writes_.push_front(ch);
+  } else {
+    reads_.push_front(ch);
+  }
+}
+
+void NfsStore::FinishChunk(Chunk* ch, int err) {
+  Pending* p = ch->owner;
+  if (err && !p->error) p->error = err;
+  delete ch;
+  if (--p->chunks_left == 0) {
+    StoreOp* op = p->op;
+    op->error = p->error;
+    delete p;
+    listener_->OnComplete(op);
+  }
+}
+
+// ---- dispatching ---------------------------------------------------------------
+
+void NfsStore::Dispatch() {
+  if (broken_) return;
+  // Reads first, each to the connection with the least write-back ahead of it.
+  while (!reads_.empty()) {
+    Conn* best = nullptr;
+    for (Conn& c : conns_) {
+      if (static_cast<int>(c.calls.size()) >= kMaxInflightPerConn) continue;
+      if (!best || c.write_bytes < best->write_bytes ||
+          (c.write_bytes == best->write_bytes && c.calls.size() < best->calls.size()))
+        best = &c;
+    }
+    if (!best) break;
+    Chunk* ch = reads_.front();
+    reads_.pop_front();
+    if (!Issue(*best, ch)) return;
+  }
+  while (!writes_.empty()) {
+    Conn* best = nullptr;
+    for (Conn& c : conns_) {
+      if (static_cast<int>(c.calls.size()) >= kMaxInflightPerConn || c.write_bytes >= kMaxWriteBytesPerConn)
+        continue;
+      if (!best || c.write_bytes < best->write_bytes) best = &c;
+    }
+    if (!best) break;
+    Chunk* ch = writes_.front();
+    writes_.pop_front();
+    if (!Issue(*best, ch)) return;
+  }
+  for (Conn& c : conns_) {
+    if (!c.committing && !c.uncommitted.empty() &&
+        (c.writes == 0 || c.uncommitted_bytes >= kCommitEveryBytes))
+      IssueCommit(c);
+  }
+}
+
+// Sends the rest of `ch` on `c`. False (and the connection marked broken)
+// when libnfs could not queue it.
+bool NfsStore::Issue(Conn& c, Chunk* ch) {
+  auto* call = new Call{ch->is_write ? Call::kWrite : Call::kRead, this, &c, ch};
+  call->len = ch->len - ch->done;
+  const uint64_t off = ch->off + ch->done;
+  int rc;
+  if (url_.version == 3) {
+    rpc_context* rpc = nfs_get_rpc_context(c.nfs);
+    nfs_fh3 fh{{static_cast<u_int>(c.fh3.size()), c.fh3.data()}};
+    if (ch->is_write) {
+      WRITE3args a{};
+      a.file = fh;
+      a.offset = off;
+      a.count = call->len;
+      a.stable = url_.file_sync ? FILE_SYNC : UNSTABLE;
+      a.data.data_len = call->len;
+      a.data.data_val = reinterpret_cast<char*>(ch->buf + ch->done);
+      rc = rpc_nfs3_write_async(rpc, Write3Cb, &a, call);
+    } else {
+      READ3args a{};
+      a.file = fh;
+      a.offset = off;
+      a.count = call->len;
+      rc = rpc_nfs3_read_async(rpc, Read3Cb, &a, call);
+    }
+  } else if (ch->is_write) {
+    rc = nfs_pwrite_async(c.nfs, c.fh, off, call->len, ch->buf + ch->done, Write4Cb, call);
+  } else {
+    rc = nfs_pread_async(c.nfs, c.fh, off, call->len, Read4Cb, call);
+  }
+  if (rc != 0) {
+    delete call;
+    Requeue(ch);
+    broken_ = true;
+    broken_why_ = "cannot queue a request: " + NfsErr(c.nfs);
+    return false;
+  }
+  c.calls.insert(call);
+  if (ch->is_write) {
+    c.write_bytes += call->len;
+    c.writes++;
+  }
+  return true;
+}
+
+void NfsStore::IssueCommit(Conn& c) {
+  auto* call = new Call{Call::kCommit, this, &c};
+  call->batch.swap(c.uncommitted);
+  c.uncommitted_bytes = 0;
+  int rc;
+  if (url_.version == 3) {
+    COMMIT3args a{};
+    a.file = nfs_fh3{{static_cast<u_int>(c.fh3.size()), c.fh3.data()}};
+    a.offset = 0;
+    a.count = 0;  // the whole file
+    rc = rpc_nfs3_commit_async(nfs_get_rpc_context(c.nfs), Commit3Cb, &a, call);
+  } else {
+    rc = nfs_fsync_async(c.nfs, c.fh, Commit4Cb, call);
+  }
+  if (rc != 0) {
+    for (Chunk* ch : call->batch) Requeue(ch);
+    delete call;
+    broken_ = true;
+    broken_why_ = "cannot queue a COMMIT: " + NfsErr(c.nfs);
+    return;
+  }
+  c.committing = true;
+  c.calls.insert(call);
+}
+
+// Unlinks a call whose answer came from its connection's bookkeeping.
+void NfsStore::Unlink(Call* call) {
+  Conn& c = *call->conn;
+  c.calls.erase(call);
+  if (call->kind == Call::kWrite) {
+    c.write_bytes -= call->len;
+    c.writes--;
+  }
+  if (call->kind == Call::kCommit) c.committing = false;
+}
+
+// ---- completions -----------------------------------------------------------------
+
+void NfsStore::OnRead3(Call* call, int rpc_status, READ3res* res) {
+  if (call->orphan) return;
+  Unlink(call);
+  Chunk* ch = call->chunk;
+  delete call;
+  if (rpc_status != RPC_STATUS_SUCCESS) {
+    Requeue(ch);
+    broken_ = true;
+    broken_why_ = "READ failed: connection lost or timed out";
+    return;
+  }
+  if (res->status != NFS3_OK) {
+    if (IsPermanentNfs3(res->status)) return FinishChunk(ch, Nfs3Errno(res->status));
+    Requeue(ch);
+    broken_ = true;
+    broken_why_ = "READ: server answered " + ErrStr(Nfs3Errno(res->status));
+    return;
+  }
+  const READ3resok& ok = res->READ3res_u.resok;
+  uint32_t n = std::min<uint32_t>(ok.data.data_len, ch->len - ch->done);
+  std::memcpy(ch->buf + ch->done, ok.data.data_val, n);  // the buffer is libnfs's
+  ch->done += n;
+  if (ch->done == ch->len) return FinishChunk(ch, 0);
+  // Short: past the end of the file is a truncated swap file, never zeros.
+  if (ok.eof || n == 0) return FinishChunk(ch, EIO);
+  reads_.push_front(ch);
+}
+
+void NfsStore::OnWrite3(Call* call, int rpc_status, WRITE3res* res) {
+  if (call->orphan) return;
+  Conn& c = *call->conn;
+  Unlink(call);
+  Chunk* ch = call->chunk;
+  delete call;
+  if (rpc_status != RPC_STATUS_SUCCESS) {
+    Requeue(ch);
+    broken_ = true;
+    broken_why_ = "WRITE failed: connection lost or timed out";
+    return;
+  }
+  if (res->status != NFS3_OK) {
+    if (IsPermanentNfs3(res->status)) return FinishChunk(ch, Nfs3Errno(res->status));
+    Requeue(ch);
+    broken_ = true;
+    broken_why_ = "WRITE: server answered " + ErrStr(Nfs3Errno(res->status));
+    return;
+  }
+  const WRITE3resok& ok = res->WRITE3res_u.resok;
+  if (ch->has_verf && std::memcmp(ch->verf, ok.verf, sizeof(ch->verf)) != 0) {
+    Requeue(ch);  // the server restarted between two pieces of this chunk
+    return;
+  }
+  std::memcpy(ch->verf, ok.verf, sizeof(ch->verf));
+  ch->has_verf = true;
+  ch->done += std::min<uint32_t>(ok.count, ch->len - ch->done);
+  if (ok.count == 0) {
+    Requeue(ch);
+    return;
+  }
+  if (ch->done < ch->len) {
+    writes_.push_front(ch);
+    return;
+  }
+  if (ok.committed == FILE_SYNC) return FinishChunk(ch, 0);
+  c.uncommitted.push_back(ch);
+  c.uncommitted_bytes += ch->len;
+}
+
+void NfsStore::OnCommit3(Call* call, int rpc_status, COMMIT3res* res) {
+  if (call->orphan) return;
+  Unlink(call);
+  std::vector<Chunk*> batch;
+  batch.swap(call->batch);
+  delete call;
+  if (rpc_status != RPC_STATUS_SUCCESS || (res->status != NFS3_OK && !IsPermanentNfs3(res->status))) {
+    for (Chunk* ch : batch) Requeue(ch);
+    broken_ = true;
+    broken_why_ = "COMMIT failed";
+    return;
+  }
+  if (res->status != NFS3_OK) {
+    for (Chunk* ch : batch) FinishChunk(ch, Nfs3Errno(res->status));
+    return;
+  }
+  const char* verf = res->COMMIT3res_u.resok.verf;
+  int resent = 0;
+  for (Chunk* ch : batch) {
+    if (std::memcmp(ch->verf, verf, sizeof(ch->verf)) == 0) {
+      FinishChunk(ch, 0);
+    } else {
+      Requeue(ch);  // written before a server reboot: the data may be gone
+      resent++;
+    }
+  }
+  if (resent) Log("write verifier changed (server rebooted): resending " + std::to_string(resent) + " writes");
+}
+
+void NfsStore::OnRead4(Call* call, int err, const void* data) {
+  if (call->orphan) return;
+  Unlink(call);
+  Chunk* ch = call->chunk;
+  delete call;
+  if (err < 0) {
+    if (IsPermanent(-err)) return FinishChunk(ch, -err);
+    Requeue(ch);
+    broken_ = true;
+    broken_why_ = "READ failed: " + ErrStr(-err);
+    return;
+  }
+  uint32_t n = std::min<uint32_t>(static_cast<uint32_t>(err), ch->len - ch->done);
+  std::memcpy(ch->buf + ch->done, data, n);  // the buffer is libnfs's
+  ch->done += n;
+  if (ch->done == ch->len) return FinishChunk(ch, 0);
+  if (n == 0) return FinishChunk(ch, EIO);  // past the end: a truncated swap file
+  reads_.push_front(ch);
+}
+
+void NfsStore::OnWrite4(Call* call, int err) {
+  if (call->orphan) return;
+  Conn& c = *call->conn;
+  Unlink(call);
+  Chunk* ch = call->chunk;
+  delete call;
+  if (err < 0) {
+    if (IsPermanent(-err)) return FinishChunk(ch, -err);
+    Requeue(ch);
+    broken_ = true;
+    broken_why_ = "WRITE failed: " + ErrStr(-err);
+    return;
+  }
+  ch->done += std::min<uint32_t>(static_cast<uint32_t>(err), ch->len - ch->done);
+  if (err == 0 || ch->done < ch->len) {
+    writes_.push_front(ch);
+    return;
+  }
+  c.uncommitted.push_back(ch);
+  c.uncommitted_bytes += ch->len;
+}
+
+void NfsStore::OnCommit4(Call* call, int err) {
+  if (call->orphan) return;
+  Unlink(call);
+  std::vector<Chunk*> batch;
+  batch.swap(call->batch);
+  delete call;
+  if (err < 0 && !IsPermanent(-err)) {
+    for (Chunk* ch : batch) Requeue(ch);
+    broken_ = true;
+    broken_why_ = "COMMIT failed: " + ErrStr(-err);
+    return;
+  }
+  // Same connection for WRITE and COMMIT (a break tears both down): stable.
+  for (Chunk* ch : batch) FinishChunk(ch, err < 0 ? -err : 0);
+}
+
+// ---- the I/O thread ------------------------------------------------------------------
+
+bool NfsStore::Idle() const {
+  if (!reads_.empty() || !writes_.empty()) return false;
+  for (const Conn& c : conns_)
+    if (!c.calls.empty() || !c.uncommitted.empty()) return false;
+  return true;
+}
+
+void NfsStore::FailAll(int err) {
+  TeardownAll();  // moves everything in flight back to the queues
+  while (!reads_.empty()) {
+    Chunk* ch = reads_.front();
+    reads_.pop_front();
+    FinishChunk(ch, err);
+  }
+  while (!writes_.empty()) {
+    Chunk* ch = writes_.front();
+    writes_.pop_front();
+    FinishChunk(ch, err);
+  }
+}
+
+// Rebuilds every connection, with back-off, until it works, the swap file
+// is found gone, or Stop's deadline passes. False when giving up.
+bool NfsStore::Reconnect(const std::string& why) {
+  Log("connection to " + Where() + " lost (" + why + "); reconnecting");
+  listener_->OnBackendState(BackendState::kReconnecting, why);
+  TeardownAll();
+  broken_ = false;
+  Ms backoff = kBackoffMin;
+  for (int attempt = 1;; attempt++) {
+    Clock::time_point deadline = Clock::now() + Ms(connect_timeout_);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) deadline = std::min(deadline, stop_deadline_);
+    }
+    int err = 0;
+    Status s = ConnectAll(deadline, false, &err);
+    if (s.ok()) {
+      Log("reconnected to " + Where() + " after " + std::to_string(attempt) + " attempt(s)");
+      listener_->OnBackendState(BackendState::kOk, "reconnected");
+      return true;
+    }
+    if (err == ENOENT) {
+      // The server is back but our file is not: its data is lost, so no
+      // retry can succeed. Every op (and every later one) fails with EIO.
+      Log(s.message() + ": swap file lost, failing all I/O");
+      dead_errno_ = EIO;
+      FailAll(EIO);
+      listener_->OnBackendState(BackendState::kPaused, "swap file lost: " + s.message());
+      return true;
+    }
+    if (attempt == 1 || attempt % 10 == 0) Log("reconnect attempt " + std::to_string(attempt) + ": " + s.message());
+    const auto wake_at = Clock::now() + backoff;
+    while (Clock::now() < wake_at) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (stopping_ && Clock::now() >= stop_deadline_) return false;
+      }
+      std::this_thread::sleep_for(Ms(20));
+    }
+    backoff = std::min(backoff * 2, kBackoffMax);
+  }
+}
+
+void NfsStore::Loop() {
+  std::vector<pollfd> fds;
+  auto last_service = Clock::now();
+  for (;;) {
+    TakeIncoming();
+    Dispatch();
+    bool stopping;
+    Clock::time_point stop_deadline;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping = stopping_ && incoming_.empty();
+      stop_deadline = stop_deadline_;
+    }
+    if (stopping && Idle()) break;
+    if (stopping && Clock::now() >= stop_deadline) {
+      Log("Stop: " + Where() + " did not finish the I/O in flight in time; failing it with EIO");
+      FailAll(EIO);
+      break;
+    }
+    if (broken_) {
+      if (!Reconnect(broken_why_)) {
+        Log("Stop: " + Where() + " unreachable; giving up on the I/O in flight (EIO)");
+        TakeIncoming();
+        FailAll(EIO);
+        break;
+      }
+      continue;
+    }
+    fds.clear();
+    fds.push_back({wake_fd_, POLLIN, 0});
+    for (Conn& c : conns_) fds.push_back({nfs_get_fd(c.nfs), static_cast<short>(nfs_which_events(c.nfs)), 0});
+    int n = poll(fds.data(), fds.size(), kPollMs);
+    if (n < 0 && errno != EINTR) {
+      Log(std::string("poll: ") + ErrStr(errno));
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t v;
+      (void)!read(wake_fd_, &v, sizeof(v));
+    }
+    const bool tick = Clock::now() - last_service >= Ms(kPollMs);
+    if (tick) last_service = Clock::now();
+    for (size_t i = 0; i < conns_.size() && !broken_; i++) {
+      // revents 0 still runs libnfs's timeout scan; needed for kIoTimeoutMs.
+      if (fds[i + 1].revents == 0 && !tick) continue;
+      if (nfs_service(conns_[i].nfs, fds[i + 1].revents) < 0) {
+        broken_ = true;
+        broken_why_ = "connection error: " + NfsErr(conns_[i].nfs);
+      }
+    }
+  }
+  RemoveFile();
+  TeardownAll();
+}
+
+// Removes the swap file, bounded by the stop deadline.
+void NfsStore::RemoveFile() {
+  if (dead_errno_ || conns_.empty() || !conns_[0].nfs) return;
+  Conn& c = conns_[0];
+  Clock::time_point deadline;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    deadline = std::max(stop_deadline_, Clock::now() + Ms(1000));
+  }
+  SetupResult close_r, unlink_r;
+  if (nfs_close_async(c.nfs, c.fh, SetupCb, &close_r) == 0) {
+    c.fh = nullptr;
+    RunUntil(c.nfs, &close_r.done, deadline);
+  }
+  if (nfs_unlink_async(c.nfs, FilePath().c_str(), SetupCb, &unlink_r) != 0 ||
+      RunUntil(c.nfs, &unlink_r.done, deadline) != 0 || unlink_r.err < 0) {
+    Log("could not remove swap file " + url_.path + FilePath() + " on " + Where() + ": " +
+        (unlink_r.done ? unlink_r.msg : "no answer"));
+  }
+  // Now, while the results above are alive for any callback still pending.
+  Teardown(c);
+}
+
+void NfsStore::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    // A server that is gone gets this long to come back before we give up.
+    stop_deadline_ = Clock::now() + Ms(std::max<uint32_t>(connect_timeout_, 1000));
+  }
+  uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenNfsStore(const std::string& url, uint64_t max_bytes,
+                                            uint32_t connect_timeout_ms) {
+  Result<UrlOptions> o = ParseUrl(url);
+  if (!o.ok()) return o.status();
+  if (connect_timeout_ms == 0) connect_timeout_ms = 10000;
+  return std::unique_ptr<Store>(std::make_unique<NfsStore>(std::move(*o), max_bytes, connect_timeout_ms));
+}
+
+}  // namespace pager

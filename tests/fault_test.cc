@@ -1,0 +1,107 @@
+// The fault path: zero pages, swap-in, kernel-mode faults, duplicate messages.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "test_util.h"
+
+namespace pager::testing {
+namespace {
+
+class FaultTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(FaultTest, FirstTouchReadsZerosWithoutIo) {
+  auto t = MakePager(256, GetParam());
+  const size_t pages = 128;
+  auto mem = t.pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok()) << mem.status().message();
+  auto* p = static_cast<unsigned char*>(*mem);
+  for (size_t i = 0; i < pages; i++) EXPECT_TRUE(IsZeroPage(p + i * kPageSize)) << "page " << i;
+  t.pager->Sync();
+  Stats s = t.pager->GetStats();
+  EXPECT_EQ(s.faults_swapin, 0u);
+  EXPECT_EQ(s.bytes_read, 0u);
+  EXPECT_GE(s.pages_zero_filled, pages);
+  // Sequential first touches fill ahead: far fewer faults than pages.
+  EXPECT_LT(s.faults_zero, pages / 4);
+  ASSERT_TRUE(t.pager->Unmap(p, pages * kPageSize).ok());
+}
+
+TEST_P(FaultTest, RegionEightTimesTheLimitRoundTripsEveryByte) {
+  const uint64_t limit = 512;
+  auto t = MakePager(limit, GetParam());
+  const size_t pages = limit * 8;
+  auto mem = t.pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* p = static_cast<unsigned char*>(*mem);
+  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 1);
+  t.pager->Sync();
+  Stats mid = t.pager->GetStats();
+  EXPECT_LE(mid.resident_pages, limit);
+  EXPECT_GT(mid.evictions_written, 0u);
+  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << "page " << i;
+  // Second pass in reverse: swap-in without sequential read-ahead.
+  for (size_t i = pages; i-- > 0;) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << "page " << i;
+  t.pager->Sync();
+  Stats s = t.pager->GetStats();
+  EXPECT_GT(s.faults_swapin, 0u);
+  EXPECT_LE(s.resident_pages, limit);
+  EXPECT_EQ(s.checksum_failures, 0u);
+}
+
+TEST_P(FaultTest, KernelModeFaultsAreServed) {
+  // read(2) into paged memory and write(2) from it fault inside the kernel:
+  // with UFFD_USER_MODE_ONLY these would fail with EFAULT.
+  const uint64_t limit = 256;
+  auto t = MakePager(limit, GetParam());
+  const size_t pages = limit * 4;
+  auto mem = t.pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* p = static_cast<unsigned char*>(*mem);
+  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 7);
+  char path[] = "/tmp/pager-kfault-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  unlink(path);
+  // write(2) from evicted pages: the kernel faults them in.
+  ASSERT_EQ(write(fd, p, pages * kPageSize), static_cast<ssize_t>(pages * kPageSize));
+  // read(2) back into a second paged region, untouched so far.
+  auto mem2 = t.pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem2.ok());
+  auto* q = static_cast<unsigned char*>(*mem2);
+  ASSERT_EQ(pread(fd, q, pages * kPageSize, 0), static_cast<ssize_t>(pages * kPageSize));
+  close(fd);
+  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(q + i * kPageSize, i, 7)) << "page " << i;
+}
+
+TEST_P(FaultTest, ConcurrentFaultsOnOnePageAreServedOnce) {
+  const uint64_t limit = 256;
+  auto t = MakePager(limit, GetParam());
+  const size_t pages = limit * 4;
+  auto mem = t.pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* p = static_cast<unsigned char*>(*mem);
+  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 3);
+  t.pager->Sync();
+  Stats before = t.pager->GetStats();
+  // Page 0 was evicted long ago. Eight threads touch it at once.
+  std::atomic<int> ok{0};
+  std::vector<std::thread> th;
+  for (int k = 0; k < 8; k++) {
+    th.emplace_back([&] { ok += CheckPage(p, 0, 3) ? 1 : 0; });
+  }
+  for (auto& x : th) x.join();
+  EXPECT_EQ(ok.load(), 8);
+  t.pager->Sync();
+  Stats after = t.pager->GetStats();
+  EXPECT_EQ(after.faults_swapin - before.faults_swapin, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, FaultTest, ::testing::ValuesIn(kModes),
+                         [](const auto& info) { return ModeName(info.param); });
+
+}  // namespace
+}  // namespace pager::testing

@@ -1,0 +1,66 @@
+#include "test_util.h"
+
+#include <chrono>
+#include <thread>
+
+namespace pager::testing {
+
+void FillPage(void* page, uint64_t index, uint64_t version) {
+  auto* w = static_cast<uint64_t*>(page);
+  uint64_t x = index * 0x9E3779B97F4A7C15ull ^ (version + 1) * 0xC2B2AE3D27D4EB4Full;
+  for (size_t i = 0; i < kPageSize / 8; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w[i] = x;
+  }
+}
+
+bool CheckPage(const void* page, uint64_t index, uint64_t version) {
+  alignas(8) unsigned char want[kPageSize];
+  FillPage(want, index, version);
+  return memcmp(page, want, kPageSize) == 0;
+}
+
+bool IsZeroPage(const void* page) {
+  const auto* w = static_cast<const uint64_t*>(page);
+  for (size_t i = 0; i < kPageSize / 8; i++) {
+    if (w[i] != 0) return false;
+  }
+  return true;
+}
+
+Config TestConfig(uint64_t limit_pages) {
+  Config c;
+  c.memory_limit = limit_pages * kPageSize;
+  c.reserve = 1 << 20;
+  c.swap = "memory:";
+  return c;
+}
+
+TestPager MakePager(uint64_t limit_pages, const std::string& disable, EvictionPolicy policy) {
+  Config c = TestConfig(limit_pages);
+  c.disable_features = disable;
+  c.policy = policy;
+  auto store = std::make_unique<MemoryStore>();
+  MemoryStore* raw = store.get();
+  auto p = Pager::Create(c, std::move(store));
+  if (!p.ok()) {
+    fprintf(stderr, "Pager::Create: %s\n", p.status().message().c_str());
+    abort();
+  }
+  return TestPager{std::move(*p), raw};
+}
+
+void Settle(Pager& p) {
+  p.Sync();
+  for (int i = 0; i < 500; i++) {
+    Stats s = p.GetStats();
+    if (s.resident_pages <= s.limit_pages) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+std::string ModeName(const std::string& disable) { return disable.empty() ? "Move" : "WriteProtect"; }
+
+}  // namespace pager::testing

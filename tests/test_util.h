@@ -1,0 +1,41 @@
+// Helpers shared by the pager's tests: page-specific patterns and a pager
+// over an in-memory store that the test can reach.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "pager/pager.h"
+#include "store/memory_store.h"
+
+namespace pager::testing {
+
+// Fills a page with bytes that depend on (page index, version): a page read
+// back from the wrong slot, stale, or zeroed fails CheckPage.
+void FillPage(void* page, uint64_t index, uint64_t version);
+// True if the page holds exactly FillPage(index, version)'s bytes.
+bool CheckPage(const void* page, uint64_t index, uint64_t version);
+bool IsZeroPage(const void* page);
+
+struct TestPager {
+  std::unique_ptr<Pager> pager;
+  MemoryStore* store = nullptr;  // owned by the pager
+};
+
+// A pager with `limit_pages` resident pages at most, over a MemoryStore.
+// `disable` is passed to Config::disable_features.
+TestPager MakePager(uint64_t limit_pages, const std::string& disable = "",
+                    EvictionPolicy policy = EvictionPolicy::kClock);
+Config TestConfig(uint64_t limit_pages);
+
+// Waits until the pager has nothing left to do (resident under the high
+// watermark and no I/O in flight), up to a few seconds.
+void Settle(Pager& p);
+
+// The eviction path modes every race test runs under.
+inline const char* const kModes[] = {"", "move"};  // default (MOVE), WP fallback
+std::string ModeName(const std::string& disable);
+
+}  // namespace pager::testing
