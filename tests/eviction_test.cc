@@ -1,1 +1,161 @@
+// Eviction policy and limits: resident pages stay under the limit, a hot set
+// survives a cold stream (with a clear margin over FIFO), a full store pauses
+// eviction without losing anything.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <random>
+#include <vector>
+
+#include "test_util.h"
+
+namespace pager::testing {
+namespace {
+
+struct HotColdResult {
+  uint64_t hot_swapins = 0;
+  uint64_t hot_resident = 0;  // hot pages mapped at the end (mincore)
+};
+
+// A hot set of `hot` pages touched four times per cold page, while a cold
+// stream 16x the limit passes through once.
+HotColdResult RunHotCold(EvictionPolicy policy, const char* disable) {
+  const uint64_t limit = 1024, hot = 256, cold = limit * 16;
+  auto t = MakePager(limit, disable, policy);
+  auto hmem = t.pager->Map(hot * kPageSize);
+  auto cmem = t.pager->Map(cold * kPageSize);
+  if (!hmem.ok() || !cmem.ok()) abort();
+  auto* h = static_cast<unsigned char*>(*hmem);
+  auto* c = static_cast<unsigned char*>(*cmem);
+  for (uint64_t i = 0; i < hot; i++) FillPage(h + i * kPageSize, i, 1);
+  std::mt19937_64 rng(42);
+  t.pager->Sync();
+  uint64_t swapins0 = t.pager->GetStats().faults_swapin;
+  for (uint64_t i = 0; i < cold; i++) {
+    c[i * kPageSize] = 1;  // first touch of a cold page: a zero fill, never swapped in again
+    for (int k = 0; k < 4; k++) {
+      uint64_t j = rng() % hot;
+      if (!CheckPage(h + j * kPageSize, j, 1)) abort();
+    }
+  }
+  t.pager->Sync();
+  HotColdResult r;
+  r.hot_swapins = t.pager->GetStats().faults_swapin - swapins0;
+  std::vector<unsigned char> vec(hot);
+  if (mincore(h, hot * kPageSize, vec.data()) != 0) abort();
+  for (unsigned char v : vec) r.hot_resident += v & 1;
+  return r;
+}
+
+class EvictionPolicyTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(EvictionPolicyTest, HotSetStaysResidentWhileColdStreamPasses) {
+  HotColdResult clock = RunHotCold(EvictionPolicy::kClock, GetParam());
+  HotColdResult fifo = RunHotCold(EvictionPolicy::kFifo, GetParam());
+  RecordProperty("clock_hot_swapins", std::to_string(clock.hot_swapins));
+  RecordProperty("fifo_hot_swapins", std::to_string(fifo.hot_swapins));
+  // FIFO evicts every hot page once per pass of the limit through memory.
+  EXPECT_GT(fifo.hot_swapins, 1000u);
+  EXPECT_LT(clock.hot_swapins * 5, fifo.hot_swapins)
+      << "clock " << clock.hot_swapins << " vs fifo " << fifo.hot_swapins;
+  EXPECT_GE(clock.hot_resident, 256u * 9 / 10) << "the hot set should end resident";
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, EvictionPolicyTest, ::testing::ValuesIn(kModes),
+                         [](const auto& info) { return ModeName(info.param); });
+
+TEST(EvictionLimit, ResidentNeverExceedsTheLimitUnderSequentialWrites) {
+  const uint64_t limit = 512;
+  auto t = MakePager(limit);
+  const size_t pages = limit * 16;
+  auto mem = t.pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* p = static_cast<unsigned char*>(*mem);
+  uint64_t max_seen = 0;
+  for (size_t i = 0; i < pages; i++) {
+    FillPage(p + i * kPageSize, i, 1);
+    if (i % 64 == 0) max_seen = std::max(max_seen, t.pager->GetStats().resident_pages);
+  }
+  EXPECT_LE(max_seen, limit);
+  // The process's real memory agrees: mapped pages of the region.
+  std::vector<unsigned char> vec(pages);
+  ASSERT_EQ(mincore(p, pages * kPageSize, vec.data()), 0);
+  uint64_t mapped = 0;
+  for (unsigned char v : vec) mapped += v & 1;
+  EXPECT_LE(mapped, limit);
+  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << i;
+}
+
+TEST(EvictionLimit, ZeroPagesAreDroppedNotWritten) {
+  const uint64_t limit = 256;
+  auto t = MakePager(limit);
+  const size_t pages = limit * 8;
+  auto mem = t.pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* p = static_cast<unsigned char*>(*mem);
+  for (size_t i = 0; i < pages; i++) p[i * kPageSize] = 0;  // touched, still all zeros
+  t.pager->Sync();
+  Stats s = t.pager->GetStats();
+  EXPECT_EQ(s.bytes_written, 0u);
+  EXPECT_GT(s.evictions_clean, pages / 2);
+  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(IsZeroPage(p + i * kPageSize));
+  EXPECT_EQ(t.pager->GetStats().faults_swapin, 0u);
+}
+
+// A store that refuses writes (ENOSPC) pauses eviction: pages stay resident
+// past the limit, the stats say so, nothing is lost; when space returns,
+// eviction resumes.
+TEST(EvictionLimit, FullStorePausesEvictionAndLosesNothing) {
+  const uint64_t limit = 256;
+  auto t = MakePager(limit);
+  const size_t pages = limit * 4;
+  auto mem = t.pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* p = static_cast<unsigned char*>(*mem);
+  t.store->FailWritesWith(ENOSPC);
+  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 1);
+  t.pager->Sync();
+  Stats s = t.pager->GetStats();
+  EXPECT_GT(s.resident_pages, limit) << "pages must stay resident while the store is full";
+  EXPECT_TRUE(s.eviction_paused);
+  EXPECT_EQ(s.backend, BackendState::kPaused);
+  EXPECT_GT(s.eviction_pauses, 0u);
+  EXPECT_GT(s.io_errors, 0u);
+  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << i;
+
+  t.store->FailWritesWith(0);
+  // Eviction resumes after its back-off (<= a few seconds here).
+  Stats after;
+  for (int i = 0; i < 600; i++) {
+    t.pager->Sync();
+    after = t.pager->GetStats();
+    if (after.resident_pages <= limit && !after.eviction_paused) break;
+    usleep(10000);
+  }
+  EXPECT_LE(after.resident_pages, limit);
+  EXPECT_FALSE(after.eviction_paused);
+  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << i;
+}
+
+TEST(EvictionLimit, SwapMaxCapPausesEvictionAndLosesNothing) {
+  Config c = TestConfig(256);
+  c.swap_max = 1 << 20;  // 256 slots
+  auto store = std::make_unique<MemoryStore>();
+  auto pr = Pager::Create(c, std::move(store));
+  ASSERT_TRUE(pr.ok()) << pr.status().message();
+  auto& pager = *pr;
+  const size_t pages = 1024;
+  auto mem = pager->Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* p = static_cast<unsigned char*>(*mem);
+  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 1);
+  pager->Sync();
+  Stats s = pager->GetStats();
+  EXPECT_LE(s.slots_in_use, 256u);
+  EXPECT_TRUE(s.eviction_paused);
+  EXPECT_GE(s.resident_pages + s.swapped_pages, pages);
+  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << i;
+}
+
+}  // namespace
+}  // namespace pager::testing

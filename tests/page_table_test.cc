@@ -78,15 +78,20 @@ TEST(PageTable, ChunkCostsEightBytesPerEntry) {
   EXPECT_EQ(PageTable::kChunkPages * sizeof(PageEntry), 4096u);
 }
 
-TEST(PageEntry, EachStateRoundTripsWithoutTouchingOtherFields) {
+TEST(PageEntry, EveryStateTransitionKeepsTheOtherFields) {
+  // From every state to every state: a setter that ORs instead of replacing
+  // the state bits, or touches the flags next to them, shows here.
   Fields other{PageState::kEmpty, true, false, true, true, 0xABCDEF, true, 0x12345678};
-  for (PageState s : kAllStates) {
-    PageEntry e;
-    Write(e, other);
-    e.set_state(s);
-    Fields want = other;
-    want.state = s;
-    EXPECT_EQ(Read(e), want) << PageStateName(s);
+  for (PageState from : kAllStates) {
+    for (PageState to : kAllStates) {
+      PageEntry e;
+      Fields want = other;
+      want.state = from;
+      Write(e, want);
+      e.set_state(to);
+      want.state = to;
+      EXPECT_EQ(Read(e), want) << PageStateName(from) << " -> " << PageStateName(to);
+    }
   }
 }
 
@@ -141,6 +146,16 @@ TEST(PageEntry, MaxAuxDoesNotSpillIntoFlagsOrSlot) {
   EXPECT_FALSE(e.has_slot());
   e.set_aux(0);
   EXPECT_EQ(e.raw(), 0u);
+}
+
+TEST(PageEntry, OversizedAuxIsCutToItsFieldNotSpilledIntoTheSlot) {
+  PageEntry e;
+  e.set_slot(5);
+  e.set_aux(0xFFFFFFFFu);
+  EXPECT_EQ(e.aux(), PageEntry::kMaxAux);
+  EXPECT_EQ(e.slot(), 5u);
+  EXPECT_EQ(e.state(), PageState::kEmpty);
+  EXPECT_FALSE(e.referenced() || e.queued_active() || e.queued_inactive() || e.drop_pending());
 }
 
 TEST(PageEntry, AuxChangeKeepsStateFlagsAndSlot) {

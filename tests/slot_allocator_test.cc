@@ -98,7 +98,9 @@ TEST(SlotAllocator, RunsNeverOverlapUnderRandomAllocAndFree) {
         a.Free(s);
       }
       ASSERT_EQ(a.in_use(), live.size()) << "step " << step;
-      if (cap != 0) ASSERT_LE(a.capacity(), cap);
+      if (cap != 0) {
+        ASSERT_LE(a.capacity(), cap);
+      }
     }
   }
 }

@@ -71,7 +71,7 @@ class PagerCore {
   // Installs the swapped and staged pages of [first, first+pages) back into
   // memory, ignoring the limit (shutdown). Returns false while work remains.
   bool SwapInRange(uint64_t first, uint64_t pages);
-  void set_draining() { draining_ = true; }
+  void set_draining(bool on) { draining_ = on; }
 
   // ---- evictor.cc ------------------------------------------------------
   // Deactivates and writes back until below the low watermark, doing at most

@@ -22,6 +22,8 @@
 // the run, copy it, then MADV_DONTNEED it from the dropper thread; a writer
 // meanwhile takes a WP fault and waits until the drop is done, then faults
 // the page back in from the frame.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -42,10 +44,12 @@ bool PagerCore::Evict(uint32_t budget) {
       evicting_ = false;
       return false;
     }
-    uint32_t deactivated = inactive_ < target + max_run_ ? Deactivate(64) : 0;
-    // Pages get their time in the inactive stage: write-back starts once it
-    // holds its target, or when nothing more can be deactivated.
-    uint32_t written = (inactive_ >= target || deactivated == 0) ? WriteBack(max_run_) : 0;
+    uint32_t deactivated = inactive_ < target + max_run_ ? Deactivate(max_run_) : 0;
+    // Pages get their time in the inactive stage: only what exceeds its
+    // target is written back, unless nothing more can be deactivated.
+    uint64_t excess = inactive_ > target ? inactive_ - target : 0;
+    uint32_t batch = deactivated == 0 ? max_run_ : static_cast<uint32_t>(std::min<uint64_t>(max_run_, excess));
+    uint32_t written = batch > 0 ? WriteBack(batch) : 0;
     if (deactivated + written == 0) return false;  // waiting on I/O or frames
     work += deactivated + written;
   }
@@ -88,6 +92,7 @@ uint32_t PagerCore::Deactivate(uint32_t batch) {
 
 uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
   uint32_t i = 0, done = 0;
+  bool cow_broken = false;  // page i had its COW broken once already
   while (i < pages) {
     SlotAllocator::Run fr = frames_.Allocate(pages - i);
     if (fr.count == 0) break;  // every frame is taken: write-back frees some
@@ -120,9 +125,21 @@ uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
     done += r.done;
     stats_->Add(stats_->deactivations, r.done);
     i += r.done;
+    if (r.done > 0) cow_broken = false;
     if (r.done < fr.count) {
       if (r.error == EAGAIN) break;  // the mm is changing: after the events
       PageEntry& e = table_.At(first + i);
+      if (r.error == EBUSY && staging_ && !cow_broken) {
+        // Shared with a fork child (or its memory was, and the page has not
+        // been written since): MOVE takes only exclusive pages. A populate-
+        // write breaks the COW without changing a byte and cannot fault to
+        // us (the page is present; a missing one fails the madvise instead).
+        cow_broken = true;
+        if (madvise(reinterpret_cast<void*>(PageTable::AddrOf(first + i)), kPageSize, MADV_POPULATE_WRITE) == 0) {
+          continue;
+        }
+      }
+      cow_broken = false;
       if (r.error == ENOENT) {
         // Not present: it went away without an event we have read (an mremap
         // in progress, or MADV_DONTNEED with the remove event disabled). The

@@ -69,6 +69,14 @@ class Pager::Impl : public StoreListener {
     Command c{Command::Kind::kSync};
     RunCommand(&c);
   }
+  void BeginFork() {
+    Command c{Command::Kind::kBringHome};
+    RunCommand(&c);
+  }
+  void EndFork() {
+    Command c{Command::Kind::kEndFork};
+    RunCommand(&c);
+  }
   const Config& config() const { return cfg_; }
   std::string Features() const { return features_; }
 
@@ -78,7 +86,7 @@ class Pager::Impl : public StoreListener {
 
  private:
   struct Command {
-    enum class Kind { kUnmap, kSync, kShutdown } kind;
+    enum class Kind { kUnmap, kSync, kBringHome, kEndFork, kShutdown } kind;
     uintptr_t addr = 0;
     size_t len = 0;
     Status result;
@@ -89,10 +97,12 @@ class Pager::Impl : public StoreListener {
   void Dispatch(const uffd_msg& m, uint64_t now);
   void ServeParked(uint64_t now);
   void RunCommands();
-  bool Shutdown();  // true when everything is back and the loop may end
+  // Brings every page of every region back into memory; true when done.
+  bool BringHome();
   Status RunCommand(Command* c);
   void Kick();
   void DropperLoop();
+  void DropAndWait(const std::vector<PagerCore::DropRequest>& reqs);
   Status RegisterRegion(void* addr, size_t len);
   void ForgetRegion(uintptr_t addr, size_t len);
 
@@ -115,7 +125,7 @@ class Pager::Impl : public StoreListener {
   std::mutex cmd_mu_;
   std::condition_variable cmd_cv_;
   std::deque<Command*> commands_;
-  Command* shutdown_ = nullptr;  // loop-owned once taken
+  Command* home_ = nullptr;  // a kBringHome or kShutdown in progress (loop-owned)
 
   // Regions, for Map/Unmap validation, stats and shutdown.
   mutable std::mutex region_mu_;
@@ -251,7 +261,7 @@ void Pager::Impl::Loop() {
     int timeout = -1;
     if (more) {
       timeout = 0;
-    } else if (!parked_.empty() || !retry_.empty() || core_->ops_in_flight() > 0 || shutdown_) {
+    } else if (!parked_.empty() || !retry_.empty() || core_->ops_in_flight() > 0 || home_) {
       timeout = 10;
     } else if (core_->eviction_paused()) {
       timeout = 100;
@@ -299,16 +309,10 @@ void Pager::Impl::Loop() {
     RunCommands();
     ServeParked(NowNs());
     more = core_->Evict(512);
-    if (auto reqs = core_->TakeDropRequests(); !reqs.empty()) {
-      {
-        std::lock_guard<std::mutex> l(drop_mu_);
-        for (const auto& r : reqs) drops_.push_back(r);
-      }
-      drop_cv_.notify_one();
-    }
+    if (auto reqs = core_->TakeDropRequests(); !reqs.empty()) DropAndWait(reqs);
     core_->frames().Flush();
     core_->PublishStats();
-    if (shutdown_ && Shutdown()) break;
+    if (home_ && BringHome()) break;
   }
 }
 
@@ -378,12 +382,19 @@ void Pager::Impl::RunCommands() {
   while (!commands_.empty()) {
     Command* c = commands_.front();
     commands_.pop_front();
-    if (c->kind == Command::Kind::kShutdown) {
-      shutdown_ = c;
-      core_->set_draining();
+    if (c->kind == Command::Kind::kShutdown || c->kind == Command::Kind::kBringHome) {
+      home_ = c;
+      core_->set_draining(true);
+      continue;
+    }
+    if (c->kind == Command::Kind::kEndFork) {
+      core_->set_draining(false);
+      c->done = true;
+      cmd_cv_.notify_all();
       continue;
     }
     if (c->kind == Command::Kind::kSync) {
+      core_->PublishStats();
       c->done = true;
       cmd_cv_.notify_all();
       continue;
@@ -406,7 +417,7 @@ void Pager::Impl::RunCommands() {
   }
 }
 
-bool Pager::Impl::Shutdown() {
+bool Pager::Impl::BringHome() {
   std::map<uintptr_t, size_t> regions;
   {
     std::lock_guard<std::mutex> l(region_mu_);
@@ -417,11 +428,54 @@ bool Pager::Impl::Shutdown() {
     if (!core_->SwapInRange(PageTable::PageOf(addr), len / kPageSize)) done = false;
   }
   if (!done || core_->ops_in_flight() > 0) return false;
-  for (const auto& [addr, len] : regions) uffd_->Unregister(reinterpret_cast<void*>(addr), len);
+  const bool shutdown = home_->kind == Command::Kind::kShutdown;
+  if (shutdown) {
+    for (const auto& [addr, len] : regions) uffd_->Unregister(reinterpret_cast<void*>(addr), len);
+  }
   std::lock_guard<std::mutex> l(cmd_mu_);
-  shutdown_->done = true;
+  home_->done = true;
+  home_ = nullptr;
   cmd_cv_.notify_all();
-  return true;
+  return shutdown;
+}
+
+// WP mode: the evicted runs stay mapped (write-protected) until dropped, and
+// while mapped, reads of them raise no fault: the inactive stage would learn
+// nothing of their use. So the loop waits for its drops, reading the REMOVE
+// events they raise (and any other message) meanwhile.
+void Pager::Impl::DropAndWait(const std::vector<PagerCore::DropRequest>& reqs) {
+  {
+    std::lock_guard<std::mutex> l(drop_mu_);
+    for (const auto& r : reqs) drops_.push_back(r);
+  }
+  drop_cv_.notify_one();
+  size_t left = reqs.size();
+  uffd_msg msgs[64];
+  pollfd fds[2] = {{uffd_->fd(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+  while (left > 0) {
+    poll(fds, 2, 100);
+    if (fds[1].revents & POLLIN) {
+      uint64_t v;
+      ssize_t r = read(wake_fd_.get(), &v, sizeof v);
+      (void)r;
+    }
+    uint64_t now = NowNs();
+    for (;;) {
+      int n = uffd_->Read(msgs, 64);
+      for (int i = 0; i < n; i++) Dispatch(msgs[i], now);
+      if (n < 64) break;
+    }
+    std::vector<PagerCore::DropRequest> done;
+    {
+      std::lock_guard<std::mutex> l(done_mu_);
+      done.swap(done_drops_);
+    }
+    for (const auto& d : done) core_->CompleteDrop(d.first, d.pages);
+    left -= std::min(left, done.size());
+  }
+  // The loop's other work (completions woken by the eventfd) is picked up on
+  // its next turn.
+  Kick();
 }
 
 void Pager::Impl::DropperLoop() {
@@ -537,6 +591,8 @@ Status Pager::Unmap(void* addr, size_t bytes) { return impl_->Unmap(addr, bytes)
 Status Pager::Adopt(void* addr, size_t bytes) { return impl_->Adopt(addr, bytes); }
 Stats Pager::GetStats() const { return impl_->GetStats(); }
 void Pager::Sync() { impl_->Sync(); }
+void Pager::BeginFork() { impl_->BeginFork(); }
+void Pager::EndFork() { impl_->EndFork(); }
 const Config& Pager::config() const { return impl_->config(); }
 std::string Pager::Features() const { return impl_->Features(); }
 

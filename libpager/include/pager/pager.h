@@ -161,6 +161,15 @@ class Pager {
   // completion that reached it before the call: stats read after Sync()
   // account for all of them.
   void Sync();
+
+  // Fork support without UFFD_EVENT_FORK: BeginFork brings every page of
+  // every region back into memory (past the limit if need be) and holds
+  // eviction; a child forked then inherits complete memory, as plain memory
+  // (its registration is not inherited). EndFork, in the parent, resumes
+  // paging. Costs a swap-in of everything swapped: posix_spawn, system(3) and
+  // popen(3) do not fork and never pay it.
+  void BeginFork();
+  void EndFork();
   const Config& config() const;
   // Kernel features in use, e.g. "move,wp,poison,remap,unmap,remove".
   std::string Features() const;
