@@ -39,9 +39,10 @@ Result<uint64_t> ParseSize(const std::string& text) {
   } else {
     return Status::Error("'" + text + "': unknown unit '" + std::string(end) + "' (use K, M, G or T)");
   }
-  double bytes = v * mult;
-  if (bytes > 1.8e19) return Status::Error("'" + text + "' is too large");
-  return static_cast<uint64_t>(std::llround(bytes));
+  double bytes = std::round(v * mult);
+  // 2^64: llround would go through int64_t and wrap above 2^63.
+  if (bytes >= 18446744073709551616.0) return Status::Error("'" + text + "' is too large");
+  return static_cast<uint64_t>(bytes);
 }
 
 std::string FormatSize(uint64_t bytes) {
@@ -141,16 +142,12 @@ Status Config::Validate() const {
     return Status::Error("reserve (LIBPAGER_RESERVE): " + FormatSize(r) + " is below the minimum of " +
                          FormatSize(kMinReserve));
   }
-  // The limit must hold at least a full eviction batch above the reserve's
-  // share: a limit smaller than the pool the pager needs to free it is a
-  // misconfiguration, not something to page through.
+  // A limit smaller than the pool the pager needs to free memory is a
+  // misconfiguration, not something to page through (and, with the reserve's
+  // 1 MiB floor, keeps the limit above a full write-back run).
   if (memory_limit < r) {
     return Status::Error("memory_limit (LIBPAGER_LIMIT): " + FormatSize(memory_limit) +
                          " is below the reserve (LIBPAGER_RESERVE) of " + FormatSize(r));
-  }
-  if (memory_limit < 256 * kPageSize) {
-    return Status::Error("memory_limit (LIBPAGER_LIMIT): " + FormatSize(memory_limit) +
-                         " is below the minimum of 1 MiB");
   }
   if (!(low_watermark > 0 && low_watermark < high_watermark && high_watermark <= 1)) {
     return Status::Error("watermarks (LIBPAGER_LOW_WATERMARK, LIBPAGER_HIGH_WATERMARK): need 0 < low < high <= 1");

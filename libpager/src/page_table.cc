@@ -42,6 +42,7 @@ PageEntry* PageTable::Find(uint64_t page) {
 }
 
 void PageTable::Trim(uint64_t first_page, uint64_t pages) {
+  if (pages == 0) return;
   uint64_t first_chunk = first_page >> kChunkShift;
   uint64_t last_chunk = (first_page + pages - 1) >> kChunkShift;
   for (uint64_t idx = first_chunk; idx <= last_chunk; idx++) {

@@ -27,7 +27,10 @@ struct StoreOp {
   uint32_t pages = 0;       // run length
   std::byte* buf = nullptr; // pages * kPageSize bytes
   // Set by the store before completion: 0, or a positive errno. A short read
-  // (slots past the end of the file) is EIO, never a silent zero page.
+  // (slots past the end of the file) is EIO, never a silent zero page. A slot
+  // inside the file that was never written reads as whatever is there (a
+  // hole reads zeros): the pager never reads one, and its checksums would
+  // catch it.
   int error = 0;
 
   // The submitter's bookkeeping; the store never reads or writes these.
