@@ -116,6 +116,11 @@ Result<Config> Config::FromEnvironment(Config c) {
   if (!(s = ReadUint("LIBPAGER_CONNECT_TIMEOUT_MS", &c.connect_timeout_ms)).ok()) return s;
   if (const char* v = getenv("LIBPAGER_SWAP")) c.swap = v;
   if (const char* v = getenv("LIBPAGER_DISABLE")) c.disable_features = v;
+  if (const char* v = getenv("LIBPAGER_STATS_DIR")) c.stats_dir = v;
+  if (const char* v = getenv("LIBPAGER_STATS")) {
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return BadVar("LIBPAGER_STATS", v, "expected 0 or 1");
+    c.publish_stats = v[0] == '1';
+  }
   if (const char* v = getenv("LIBPAGER_POLICY")) {
     if (strcmp(v, "clock") == 0) {
       c.policy = EvictionPolicy::kClock;
@@ -133,6 +138,12 @@ Result<Config> Config::FromEnvironment() { return FromEnvironment(Config()); }
 uint64_t Config::EffectiveReserve() const {
   if (reserve != 0) return reserve;
   return std::max<uint64_t>(8ull << 20, memory_limit / 100);
+}
+
+std::string Config::EffectiveSwap() const {
+  if (!swap.empty()) return swap;
+  const char* t = getenv("TMPDIR");
+  return t != nullptr && t[0] == '/' ? t : "/var/tmp";
 }
 
 Status Config::Validate() const {

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "checksum.h"
@@ -217,9 +218,20 @@ void PagerCore::PublishStats() {
   s.Set(s.inactive_pages, inactive_);
   s.Set(s.swapped_pages, swapped_);
   s.Set(s.slots_in_use, slots_.in_use());
+  reserve_->NoteLevel();
   s.Set(s.reserve_free_bytes, reserve_->free_pages() * kPageSize);
   s.Set(s.reserve_min_free_bytes, reserve_->min_free_pages() * kPageSize);
   s.Set(s.eviction_paused, eviction_paused() ? 1 : 0);
+  if (const ReserveArena* a = reserve_->arena()) {
+    s.Set(s.reserve_arena_bytes, a->used_pages() * kPageSize);
+    s.Set(s.reserve_overflows, a->overflows());
+    static std::atomic<bool> warned{false};  // the arena is process-wide
+    if (a->overflows() > 0 && !warned.exchange(true)) {
+      PAGER_LOG_WARN("reserve overflow: the reserve arena's %llu KiB are in use; allocations on the pager's "
+                     "threads now come from ordinary memory (raise LIBPAGER_RESERVE)",
+                     static_cast<unsigned long long>(a->total_pages() * kPageSize >> 10));
+    }
+  }
 }
 
 }  // namespace pager

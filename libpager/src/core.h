@@ -25,6 +25,7 @@
 #include "page_table.h"
 #include "pager/pager.h"
 #include "reserve.h"
+#include "reserve_arena.h"
 #include "slot_allocator.h"
 #include "stats.h"
 #include "uffd.h"
@@ -40,6 +41,10 @@ struct Op {
   uint64_t t0_ns = 0;       // when the fault that started a read was read
   uint64_t fault_page = 0;  // the page that faulted (reads): installed referenced
   uint32_t retries = 0;
+
+  // Request state is pool memory even when malloc is not jemalloc.
+  static void* operator new(size_t n) { return PoolAlloc(n); }
+  static void operator delete(void* p) { PoolFree(p); }
 };
 
 // A fault not yet resolved: its thread sleeps in the kernel until we install
@@ -158,12 +163,18 @@ class PagerCore {
   uint64_t resident_ = 0;
   uint64_t inactive_ = 0;
   uint64_t swapped_ = 0;
-  std::deque<uint64_t> active_q_;    // the clock: front is the hand
-  std::deque<uint64_t> inactive_q_;  // FIFO: front is written back first
+  // The pager's own containers allocate from the reserve arena explicitly
+  // (reserve_arena.h: covered even when malloc is not jemalloc).
+  template <class T>
+  using PoolDeque = std::deque<T, PoolAllocator<T>>;
+  template <class T>
+  using PoolVector = std::vector<T, PoolAllocator<T>>;
+  PoolDeque<uint64_t> active_q_;    // the clock: front is the hand
+  PoolDeque<uint64_t> inactive_q_;  // FIFO: front is written back first
 
-  std::vector<Op*> retry_reads_;
-  std::vector<std::unique_ptr<Op>> ops_;
-  std::vector<uint32_t> free_ops_;
+  PoolVector<Op*> retry_reads_;
+  PoolVector<std::unique_ptr<Op>> ops_;
+  PoolVector<uint32_t> free_ops_;
   uint64_t ops_in_flight_ = 0;
   uint64_t writes_in_flight_pages_ = 0;
 
@@ -185,7 +196,7 @@ class PagerCore {
   };
   bool InPendingDrop(uint64_t page) const;
   std::vector<DropRequest> drop_requests_;
-  std::vector<PendingDrop> own_drops_;
+  PoolVector<PendingDrop> own_drops_;
 
   bool draining_ = false;  // shutdown: bring everything back, ignore the limit
   uint64_t zero_checksum_ = 0;

@@ -160,11 +160,14 @@ uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
 
 uint32_t PagerCore::WriteBack(uint32_t batch) {
   const bool paused = eviction_paused();
-  // Reads always find room: writes leave a quarter of the pool (at most one
-  // full run) to swap-ins.
-  const uint64_t keep = std::min<uint64_t>(reserve_->total_pages() / 4, kMaxRun);
-  const uint64_t free = reserve_->free_pages();
-  uint32_t room = paused || free <= keep ? 0 : static_cast<uint32_t>(std::min<uint64_t>(batch, free - keep));
+  // Reads always find room: writes leave a quarter of the staging pages (at
+  // most one full run) to swap-ins. The reserved minimum: with no write in
+  // flight, one write may use that quarter too, so write-back never stops
+  // for want of a buffer (reads in flight finish on their own).
+  const uint64_t keep = std::min<uint64_t>(reserve_->staging_pages() / 4, kMaxRun);
+  const uint64_t free = reserve_->staging_free_pages();
+  const uint64_t usable = free > keep ? free - keep : writes_in_flight_pages_ == 0 ? free : 0;
+  uint32_t room = paused ? 0 : static_cast<uint32_t>(std::min<uint64_t>(batch, usable));
 
   struct Dirty {
     uint64_t page;
@@ -228,9 +231,13 @@ uint32_t PagerCore::WriteBack(uint32_t batch) {
     return dropped;
   }
   swap_full_ = false;
-  std::byte* buf = reserve_->AllocPages(run.count);
+  // A fragmented pool may have the pages but not the run: take a shorter one.
+  std::byte* buf = nullptr;
+  uint32_t staged = run.count;
+  while (staged > 0 && (buf = reserve_->AllocPages(staged)) == nullptr) staged /= 2;
+  for (uint32_t k = staged; k < run.count; k++) slots_.Free(run.first + k);
+  run.count = staged;
   if (buf == nullptr) {
-    for (uint32_t k = 0; k < run.count; k++) slots_.Free(run.first + k);
     requeue(0, ndirty);
     return dropped;
   }

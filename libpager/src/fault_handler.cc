@@ -287,7 +287,7 @@ void PagerCore::CompleteRead(Op* op) {
 }
 
 void PagerCore::RetryReads() {
-  std::vector<Op*> ops = std::move(retry_reads_);
+  auto ops = std::move(retry_reads_);
   retry_reads_.clear();
   for (Op* op : ops) CompleteRead(op);
 }

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pager/pager.h"
 #include "pager/units.h"
+#include "stats_segment.h"
 
 namespace pager {
 namespace {
@@ -45,11 +46,6 @@ class SignalsBlocked {
  private:
   sigset_t old_;
 };
-
-std::string DefaultSwapDir() {
-  const char* t = getenv("TMPDIR");
-  return t != nullptr && t[0] == '/' ? t : "/var/tmp";
-}
 
 static_assert(offsetof(Op, io) == 0, "a StoreOp* is its Op*");
 
@@ -107,14 +103,17 @@ class Pager::Impl : public StoreListener {
   void ForgetRegion(uintptr_t addr, size_t len);
 
   const Config cfg_;
-  StatsBlock stats_;
+  // The counters live in the published segment, or here if it could not be
+  // made. Set once in Start(), before any thread that writes them exists.
+  StatsBlock private_stats_;
+  std::unique_ptr<StatsSegment> segment_;
+  StatsBlock* stats_ = &private_stats_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<PagerCore> core_;
   const Uffd* uffd_ = nullptr;  // core_'s, valid while core_ lives
   std::string features_;
   UniqueFd wake_fd_;
   std::thread thread_;
-  std::atomic<uint8_t> store_state_{0};
 
   // Completions, from store threads.
   std::mutex done_mu_;
@@ -182,9 +181,23 @@ Status Pager::Impl::Start() {
   wake_fd_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_.valid()) return Status::FromErrno("eventfd", errno);
 
+  if (cfg_.publish_stats) {
+    // Before the store connects: a pager waiting for its server is visible.
+    StatsSegment::Info info{cfg_.memory_limit, cfg_.EffectiveReserve(),
+                            store_ ? store_->Describe() : cfg_.EffectiveSwap(), f.ToString()};
+    auto seg = StatsSegment::Create(cfg_.stats_dir, info);
+    if (seg.ok()) {
+      segment_ = std::move(*seg);
+      stats_ = segment_->block();
+    } else {
+      PAGER_LOG_WARN("stats not published (pagerctl will not see this process): %s",
+                     seg.status().message().c_str());
+    }
+  }
+
   SignalsBlocked blocked;  // inherited by the store's threads and ours
   if (!store_) {
-    auto st = OpenStore(cfg_.swap.empty() ? DefaultSwapDir() : cfg_.swap, cfg_.swap_max, cfg_.connect_timeout_ms);
+    auto st = OpenStore(cfg_.EffectiveSwap(), cfg_.swap_max, cfg_.connect_timeout_ms);
     if (!st.ok()) return st.status();
     store_ = std::move(*st);
   }
@@ -193,7 +206,7 @@ Status Pager::Impl::Start() {
 
   features_ = f.ToString();
   core_ = std::make_unique<PagerCore>(cfg_, std::move(*uffd), std::move(staging), std::move(*fr),
-                                      std::move(*reserve), store_.get(), &stats_);
+                                      std::move(*reserve), store_.get(), stats_);
   uffd_ = &core_->uffd();
   PAGER_LOG_INFO("limit %s, reserve %s, store %s, features %s", FormatSize(cfg_.memory_limit).c_str(),
                  FormatSize(cfg_.EffectiveReserve()).c_str(), store_->Describe().c_str(), features_.c_str());
@@ -235,7 +248,7 @@ void Pager::Impl::OnComplete(StoreOp* op) {
 }
 
 void Pager::Impl::OnBackendState(BackendState state, const std::string& why) {
-  store_state_.store(static_cast<uint8_t>(state));
+  stats_->Set(stats_->backend, static_cast<uint64_t>(state));
   if (state == BackendState::kOk) {
     PAGER_LOG_WARN("store: %s", why.empty() ? "back to normal" : why.c_str());
   } else {
@@ -254,6 +267,7 @@ Status Pager::Impl::RunCommand(Command* c) {
 
 void Pager::Impl::Loop() {
   pthread_setname_np(pthread_self(), "libpager");
+  ReserveArena::EnterPagerThread();
   pollfd fds[2] = {{uffd_->fd(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
   uffd_msg msgs[64];
   bool more = false;
@@ -297,10 +311,10 @@ void Pager::Impl::Loop() {
     for (StoreOp* sop : ops) {
       Op* op = reinterpret_cast<Op*>(sop);
       if (sop->kind == StoreOp::Kind::kRead) {
-        stats_.Add(stats_.bytes_read, uint64_t{sop->pages} * kPageSize);
+        stats_->Add(stats_->bytes_read, uint64_t{sop->pages} * kPageSize);
         core_->CompleteRead(op);
       } else {
-        if (sop->error == 0) stats_.Add(stats_.bytes_written, uint64_t{sop->pages} * kPageSize);
+        if (sop->error == 0) stats_->Add(stats_->bytes_written, uint64_t{sop->pages} * kPageSize);
         core_->CompleteWrite(op);
       }
     }
@@ -370,7 +384,7 @@ void Pager::Impl::ServeParked(uint64_t now) {
     Fault& f = parked_.front();
     auto o = core_->ServeFault(f);
     if (o == PagerCore::Outcome::kWait) break;
-    if (f.throttled) stats_.Add(stats_.throttled_ns, now - f.parked_ns);
+    if (f.throttled) stats_->Add(stats_->throttled_ns, now - f.parked_ns);
     if (o == PagerCore::Outcome::kRetry) retry_.push_back(f);
     parked_.pop_front();
   }
@@ -480,6 +494,7 @@ void Pager::Impl::DropAndWait(const std::vector<PagerCore::DropRequest>& reqs) {
 
 void Pager::Impl::DropperLoop() {
   pthread_setname_np(pthread_self(), "libpager-drop");
+  ReserveArena::EnterPagerThread();
   std::unique_lock<std::mutex> l(drop_mu_);
   for (;;) {
     drop_cv_.wait(l, [this] { return drop_stop_ || !drops_.empty(); });
@@ -506,7 +521,7 @@ Status Pager::Impl::RegisterRegion(void* addr, size_t len) {
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> l(region_mu_);
   regions_[reinterpret_cast<uintptr_t>(addr)] = len;
-  stats_.Add(stats_.mapped_bytes, len);
+  stats_->Add(stats_->mapped_bytes, len);
   return Status();
 }
 
@@ -524,7 +539,7 @@ void Pager::Impl::ForgetRegion(uintptr_t addr, size_t len) {
     }
     it = regions_.erase(it);
     uint64_t removed = std::min(re, end) - std::max(rs, addr);
-    stats_.mapped_bytes.fetch_sub(removed, std::memory_order_relaxed);
+    stats_->mapped_bytes.fetch_sub(removed, std::memory_order_relaxed);
     if (rs < addr) regions_[rs] = addr - rs;
     if (re > end) regions_[end] = re - end;
   }
@@ -565,12 +580,7 @@ Status Pager::Impl::Unmap(void* addr, size_t bytes) {
   return RunCommand(&c);
 }
 
-Stats Pager::Impl::GetStats() const {
-  Stats s = stats_.Snapshot();
-  auto st = static_cast<BackendState>(store_state_.load());
-  s.backend = st != BackendState::kOk ? st : (s.eviction_paused ? BackendState::kPaused : BackendState::kOk);
-  return s;
-}
+Stats Pager::Impl::GetStats() const { return ReadStatsBlock(*stats_); }
 
 // ---- Pager ----------------------------------------------------------------
 

@@ -46,9 +46,10 @@ struct Config {
   // it never loses a page. LIBPAGER_SWAP_MAX.
   uint64_t swap_max = 0;
 
-  // The pager's locked emergency pool in bytes (staging pages, its own
-  // allocations). 0 = max(8 MiB, 1% of memory_limit); at least 1 MiB.
-  // LIBPAGER_RESERVE.
+  // The pager's locked emergency pool in bytes: staging pages, plus (for
+  // the first Pager in the process) 3/5 of this again for the arena its
+  // threads allocate from (docs/reserve.md). 0 = max(8 MiB, 1% of
+  // memory_limit); at least 1 MiB. LIBPAGER_RESERVE.
   uint64_t reserve = 0;
 
   // Fractions of memory_limit: the evictor starts above high_watermark and
@@ -74,6 +75,12 @@ struct Config {
   // fallbacks: move, wp, poison, remap, unmap, remove, fork. LIBPAGER_DISABLE.
   std::string disable_features;
 
+  // Publish the stats in a shared-memory file that pagerctl reads (see
+  // pager/monitor.h). A directory that cannot take the file is a logged
+  // warning, never an error. LIBPAGER_STATS=0|1, LIBPAGER_STATS_DIR.
+  bool publish_stats = true;
+  std::string stats_dir = "/dev/shm";
+
   // Overlays the LIBPAGER_* variables that are set onto `base`. An unparsable
   // value is an error naming the variable and the value.
   static Result<Config> FromEnvironment(Config base);
@@ -84,6 +91,9 @@ struct Config {
 
   // The reserve in bytes after defaults are applied.
   uint64_t EffectiveReserve() const;
+  // The swap location after defaults are applied: `swap`, else $TMPDIR,
+  // else /var/tmp.
+  std::string EffectiveSwap() const;
 };
 
 // A consistent-enough snapshot of the counters (each counter is exact; the
@@ -122,6 +132,8 @@ struct Stats {
   uint64_t throttle_events = 0;
   uint64_t throttled_ns = 0;       // total time faults waited on the throttle
   uint64_t limit_waits = 0;        // faults that waited for eviction at the limit
+  uint64_t reserve_arena_bytes = 0;  // the reserve arena's share in use (in reserve_bytes)
+  uint64_t reserve_overflows = 0;    // arena extents the pool could not hold (from the OS)
 
   BackendState backend = BackendState::kOk;
   bool eviction_paused = false;

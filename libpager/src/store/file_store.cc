@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "log.h"
+#include "reserve_arena.h"
 #include "unique_fd.h"
 
 namespace pager {
@@ -89,6 +90,7 @@ int FileStore::Run(StoreOp* op) {
 }
 
 void FileStore::Work() {
+  ReserveArena::EnterPagerThread();
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     cv_.wait(l, [this] { return stop_ || !reads_.empty() || !writes_.empty(); });

@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "reserve_arena.h"
+
 namespace pager {
 
 Status MemoryStore::Start(StoreListener* listener) {
@@ -20,7 +22,10 @@ void MemoryStore::Submit(StoreOp* op) {
       } else if (max_slots_ != 0 && op->slot + op->pages > max_slots_) {
         op->error = ENOSPC;
       } else {
-        if (data_.size() < end) data_.resize(end);
+        if (data_.size() < end) {
+          OrdinaryHeapScope heap;  // the store's slots are the swap device, not the pager's debt
+          data_.resize(end);
+        }
         memcpy(data_.data() + op->slot * kPageSize, op->buf, uint64_t{op->pages} * kPageSize);
         op->error = 0;
       }

@@ -1,5 +1,6 @@
 // The NFS store: one I/O thread owns every libnfs context and runs their
-// event loop; Submit() from any thread only queues and wakes it.
+// event loop; Submit() from any thread only queues and wakes it. The URL is
+// parsed in nfs_url.cc; one connection's setup and teardown are nfs_conn.cc.
 //
 // Invariants and why:
 //  - A libnfs context is not thread-safe, so only the I/O thread touches one.
@@ -25,16 +26,6 @@
 //    complete an op with an error.
 #include "store/nfs_store.h"
 
-#include "log.h"
-
-// libnfs.h needs these before it.
-#include <stdint.h>
-#include <sys/time.h>
-
-#include <fcntl.h>
-#include <nfsc/libnfs.h>
-#include <nfsc/libnfs-raw.h>
-#include <nfsc/libnfs-raw-nfs.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -51,31 +42,19 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
-// libnfs 4.0 returns this from nfs_get_fh() but keeps its layout in a
-// private header (libnfs-private.h); it has been { int len; char *val; }
-// since the function was added.
-struct nfs_fh {
-  int len;
-  char* val;
-};
+#include "log.h"
+#include "reserve_arena.h"
+#include "store/nfs_conn.h"
+#include "store/nfs_url.h"
 
-namespace pager {
+namespace pager::nfs {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-using Ms = std::chrono::milliseconds;
-
-constexpr uint32_t kMaxXfer = 1u << 20;           // v3 servers cap READ/WRITE here anyway
-constexpr uint32_t kV4ReadMax = 256u << 10;       // libnfs 4.0 breaks on v4 replies > 1 MiB + 4 KiB
-constexpr uint32_t kV4WriteMax = 3944;            // libnfs 4.0 cannot encode a larger v4 WRITE
-constexpr int kMaxInflightPerConn = 32;           // Ganesha is CPU bound past QD 8
-constexpr uint64_t kMaxWriteBytesPerConn = 4u << 20;   // bounds a read's wait on the socket
-constexpr uint64_t kCommitEveryBytes = 4u << 20;       // COMMIT at least this often under load
-constexpr int kIoTimeoutMs = 30000;               // an RPC unanswered this long: reconnect
-constexpr int kPollMs = 100;                      // libnfs needs service() calls for timeouts
+constexpr int kMaxInflightPerConn = 32;               // Ganesha is CPU bound past QD 8
+constexpr uint64_t kMaxWriteBytesPerConn = 4u << 20;  // bounds a read's wait on the socket
+constexpr uint64_t kCommitEveryBytes = 4u << 20;      // COMMIT at least this often under load
 constexpr Ms kBackoffMin{100};
 constexpr Ms kBackoffMax{5000};
 
@@ -83,161 +62,7 @@ std::atomic<uint32_t> g_store_seq{0};
 
 void Log(const std::string& msg) { PAGER_LOG_WARN("nfs: %s", msg.c_str()); }
 
-std::string ErrStr(int err) { return std::strerror(err); }
-
-// nfs_get_error() answers NULL when libnfs has nothing to say.
-std::string NfsErr(nfs_context* nfs) {
-  const char* e = nfs ? nfs_get_error(nfs) : nullptr;
-  return e ? e : "no details from libnfs";
-}
-
-// Conditions that retrying will not fix. Anything else is treated as a
-// transient failure of the connection or the server.
-bool IsPermanent(int err) {
-  switch (err) {
-    case ENOSPC: case EDQUOT: case EROFS: case EACCES: case EPERM: case EFBIG:
-      return true;
-    default:
-      return false;
-  }
-}
-
-int Nfs3Errno(nfsstat3 s) {
-  switch (s) {
-    case NFS3_OK: return 0;
-    case NFS3ERR_PERM: return EPERM;
-    case NFS3ERR_NOENT: return ENOENT;
-    case NFS3ERR_IO: return EIO;
-    case NFS3ERR_NXIO: return ENXIO;
-    case NFS3ERR_ACCES: return EACCES;
-    case NFS3ERR_INVAL: return EINVAL;
-    case NFS3ERR_FBIG: return EFBIG;
-    case NFS3ERR_NOSPC: return ENOSPC;
-    case NFS3ERR_ROFS: return EROFS;
-    case NFS3ERR_DQUOT: return EDQUOT;
-    case NFS3ERR_STALE: return ESTALE;
-    case NFS3ERR_JUKEBOX: return EAGAIN;
-    default: return EIO;
-  }
-}
-
-// A v3 server's answer with an error status. NFS3ERR_IO is a disk error on
-// the server: permanent. STALE (the handle died with a server-side change)
-// and JUKEBOX (try later) are retried after a reconnect.
-bool IsPermanentNfs3(nfsstat3 s) { return s == NFS3ERR_IO || IsPermanent(Nfs3Errno(s)); }
-
-// Options of the URL that are ours, not libnfs's; libnfs rejects unknown
-// ones, so they are removed before it parses the rest.
-struct UrlOptions {
-  std::string libnfs_url;  // the URL without our options
-  std::string host, port, mountport, path;
-  int version = 3;
-  // Measured on loopback Ganesha (docs/nfs.md): two connections read ~1.3-2x
-  // faster than one; FILE_SYNC writes beat UNSTABLE + COMMIT by ~1.4-2x
-  // (Ganesha's COMMIT is an fsync of the whole file).
-  int conns = 2;
-  bool file_sync = true;  // stable=commit: UNSTABLE + COMMIT with verifier check
-};
-
-Result<UrlOptions> ParseUrl(const std::string& url) {
-  UrlOptions o;
-  const std::string scheme = "nfs://";
-  if (url.rfind(scheme, 0) != 0) return Status::Error("nfs url '" + url + "': must start with nfs://");
-  size_t q = url.find('?');
-  std::string base = url.substr(0, q);
-  std::string kept;
-  if (q != std::string::npos) {
-    std::string query = url.substr(q + 1);
-    size_t pos = 0;
-    while (pos <= query.size()) {
-      size_t amp = query.find('&', pos);
-      std::string kv = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
-      pos = amp == std::string::npos ? query.size() + 1 : amp + 1;
-      if (kv.empty()) continue;
-      size_t eq = kv.find('=');
-      std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
-      if (k == "conns") {
-        o.conns = std::atoi(v.c_str());
-        if (o.conns < 1 || o.conns > 8)
-          return Status::Error("nfs url '" + url + "': conns=" + v + " must be 1..8");
-        continue;
-      }
-      if (k == "stable") {
-        if (v != "sync" && v != "commit")
-          return Status::Error("nfs url '" + url + "': stable=" + v + " must be sync or commit");
-        o.file_sync = v == "sync";
-        continue;
-      }
-      if (k == "version") {
-        if (v != "3" && v != "4")
-          return Status::Error("nfs url '" + url + "': version=" + v + " must be 3 or 4");
-        o.version = std::atoi(v.c_str());
-      }
-      if (k == "nfsport") o.port = v;
-      if (k == "mountport") o.mountport = v;
-      kept += (kept.empty() ? "?" : "&") + kv;
-    }
-  }
-  o.libnfs_url = base + kept;
-  std::string rest = base.substr(scheme.size());
-  size_t slash = rest.find('/');
-  o.host = rest.substr(0, slash);
-  o.path = slash == std::string::npos ? "/" : rest.substr(slash);
-  size_t colon = o.host.rfind(':');
-  if (colon != std::string::npos && o.host.find(']') == std::string::npos) {
-    if (o.port.empty()) o.port = o.host.substr(colon + 1);
-    o.host = o.host.substr(0, colon);
-  }
-  if (o.host.empty()) return Status::Error("nfs url '" + url + "': no host");
-  return o;
-}
-
-// One piece of an op, at most one READ/WRITE on the wire.
-struct Pending;
-struct Chunk {
-  Pending* owner;
-  uint64_t off;
-  uint32_t len;
-  uint32_t done = 0;  // bytes read or written so far (servers may answer short)
-  std::byte* buf;
-  bool is_write;
-  char verf[NFS3_WRITEVERFSIZE] = {};  // v3: the verifier of this chunk's WRITEs
-  bool has_verf = false;
-};
-
-struct Pending {
-  StoreOp* op;
-  uint32_t chunks_left;
-  int error = 0;
-};
-
-class NfsStore;
-struct Conn;
-struct SetupResult;
-
-// One RPC in flight. Owned by its connection's `calls`; the callback unlinks
-// and frees it, except while the connection is being torn down (`orphan`).
-struct Call {
-  enum Kind { kRead, kWrite, kCommit } kind;
-  NfsStore* store;
-  Conn* conn;
-  Chunk* chunk = nullptr;          // kRead, kWrite
-  uint32_t len = 0;                // bytes asked for
-  std::vector<Chunk*> batch;       // kCommit: the writes this COMMIT makes stable
-  bool orphan = false;
-};
-
-struct Conn {
-  nfs_context* nfs = nullptr;
-  nfsfh* fh = nullptr;
-  std::vector<char> fh3;           // v3 file handle for the raw RPCs
-  std::unordered_set<Call*> calls;
-  uint64_t write_bytes = 0;        // WRITE payload in flight
-  int writes = 0;                  // WRITEs in flight
-  std::vector<Chunk*> uncommitted; // written UNSTABLE, waiting for a COMMIT
-  uint64_t uncommitted_bytes = 0;
-  bool committing = false;
-};
+}  // namespace
 
 class NfsStore final : public Store {
  public:
@@ -253,7 +78,7 @@ class NfsStore final : public Store {
 
   ~NfsStore() override {
     if (thread_.joinable()) Stop();
-    for (Conn& c : conns_) Teardown(c);
+    for (Conn& c : conns_) Drop(c);
     if (wake_fd_ >= 0) close(wake_fd_);
   }
 
@@ -276,25 +101,16 @@ class NfsStore final : public Store {
   void OnCommit4(Call* call, int err);
 
  private:
-  std::string Where() const {
-    return url_.host + " port " + (url_.port.empty() ? "2049 (default)" : url_.port) +
-           (url_.version == 3 && !url_.mountport.empty() ? " mountport " + url_.mountport : "") +
-           ", export path " + url_.path + ", NFSv" + std::to_string(url_.version);
-  }
+  std::string Where() const { return url_.Where(); }
   std::string FilePath() const { return "/" + file_; }
 
   // Connection management (I/O thread, or Start before it exists).
-  Status Connect(Conn& c, Clock::time_point deadline, bool create, int* err);
   Status ConnectAll(Clock::time_point deadline, bool create, int* err);
   Status FirstConnect();
-  void Teardown(Conn& c);
+  // Drops a connection; whatever it had in flight goes back to the queues.
+  void Drop(Conn& c);
   void TeardownAll();
   bool Reconnect(const std::string& why);
-  Status ConnectSteps(Conn& c, Clock::time_point deadline, bool create, int* err, SetupResult* mount,
-                      SetupResult* open);
-  // Runs one context's event loop until *done: 0, or ETIMEDOUT at the
-  // deadline, or another errno when the connection fails first.
-  int RunUntil(nfs_context* nfs, const bool* done, Clock::time_point deadline);
 
   void Loop();
   void TakeIncoming();
@@ -333,6 +149,8 @@ class NfsStore final : public Store {
   int dead_errno_ = 0;             // the swap file is gone: every op fails with this
 };
 
+namespace {
+
 // ---- libnfs callbacks: find the call, hand over to the store --------------
 
 void Read3Cb(rpc_context*, int status, void* data, void* priv) {
@@ -360,169 +178,38 @@ void Commit4Cb(int err, nfs_context*, void*, void* priv) {
   call->store->OnCommit4(call, err);
 }
 
-void IgnoreCb(int, nfs_context*, void*, void*) {}
-
-// The result of one async setup call (mount, open, create, unlink).
-struct SetupResult {
-  bool done = false;
-  int err = 0;
-  void* data = nullptr;
-  std::string msg;
-};
-void SetupCb(int err, nfs_context*, void* data, void* priv) {
-  auto* r = static_cast<SetupResult*>(priv);
-  r->done = true;
-  r->err = err;
-  if (err < 0 && data) r->msg = static_cast<const char*>(data);
-  if (err >= 0) r->data = data;
-}
+}  // namespace
 
 // ---- connecting ------------------------------------------------------------
-
-int NfsStore::RunUntil(nfs_context* nfs, const bool* done, Clock::time_point deadline) {
-  while (!*done) {
-    auto left = std::chrono::duration_cast<Ms>(deadline - Clock::now()).count();
-    if (left <= 0) return ETIMEDOUT;
-    pollfd p{nfs_get_fd(nfs), static_cast<short>(nfs_which_events(nfs)), 0};
-    int n = poll(&p, 1, static_cast<int>(std::min<long>(left, kPollMs)));
-    if (n < 0 && errno != EINTR) return errno;
-    if (nfs_service(nfs, n > 0 ? p.revents : 0) < 0) return *done ? 0 : ECONNRESET;
-  }
-  return 0;
-}
-
-// Connects `c`: mount, then create (exclusive, 0600) or reopen the swap
-// file. On failure *err is the positive errno (ETIMEDOUT past the deadline)
-// and `c` is torn down.
-Status NfsStore::Connect(Conn& c, Clock::time_point deadline, bool create, int* err) {
-  // The results live here, outside ConnectSteps, so that a call still
-  // pending when it gives up can land in them while Teardown destroys the
-  // context (libnfs runs the callbacks of pending calls then).
-  SetupResult mount, open;
-  Status s = ConnectSteps(c, deadline, create, err, &mount, &open);
-  if (!s.ok()) Teardown(c);
-  return s;
-}
-
-Status NfsStore::ConnectSteps(Conn& c, Clock::time_point deadline, bool create, int* err, SetupResult* r,
-                              SetupResult* o) {
-  Teardown(c);
-  *err = 0;
-  c.nfs = nfs_init_context();
-  if (!c.nfs) {
-    *err = ENOMEM;
-    return Status::Error("nfs: nfs_init_context failed");
-  }
-  nfs_url* u = nfs_parse_url_dir(c.nfs, url_.libnfs_url.c_str());
-  if (!u) {
-    *err = EINVAL;
-    return Status::Error("nfs url '" + url_.libnfs_url + "': " + NfsErr(c.nfs));
-  }
-  std::string server = u->server, path = u->path;
-  nfs_destroy_url(u);
-  // We reconnect ourselves: libnfs's own reconnect would hide the break
-  // from us, and unstable writes must be resent after one.
-  nfs_set_autoreconnect(c.nfs, 0);
-  nfs_set_timeout(c.nfs, kIoTimeoutMs);
-  if (url_.version == 4) {
-    // Two v4 contexts made in the same second share a client id unless named
-    // apart (the server then answers STALE_CLIENTID / OLD_STATEID).
-    std::string name = "libpager-" + host_ + "-" + std::to_string(getpid()) + "-" + std::to_string(seq_) +
-                       "-" + std::to_string(&c - conns_.data()) + "-" + std::to_string(generation_);
-    nfs4_set_client_name(c.nfs, name.c_str());
-  }
-
-  if (nfs_mount_async(c.nfs, server.c_str(), path.c_str(), SetupCb, r) != 0) {
-    *err = EIO;
-    return Status::Error("nfs: mount of " + Where() + ": " + NfsErr(c.nfs));
-  }
-  if (int e = RunUntil(c.nfs, &r->done, deadline)) {
-    *err = e;
-    if (e == ETIMEDOUT)
-      return Status::Error("nfs: no answer from " + Where() + " within " + std::to_string(connect_timeout_) + " ms");
-    return Status::Error("nfs: cannot connect to " + Where() + ": " + NfsErr(c.nfs));
-  }
-  if (r->err < 0) {
-    *err = -r->err;
-    if (*err == ENOENT) *err = ENODEV;  // ENOENT is kept for "the swap file is gone"
-    return Status::Error("nfs: cannot mount " + Where() + ": " + r->msg + " (" + ErrStr(-r->err) + ")");
-  }
-
-  int queued = create ? nfs_create_async(c.nfs, FilePath().c_str(), O_RDWR | O_EXCL, 0600, SetupCb, o)
-                      : nfs_open2_async(c.nfs, FilePath().c_str(), O_RDWR, 0600, SetupCb, o);
-  const std::string what = std::string(create ? "create" : "reopen") + " swap file " + path + FilePath();
-  if (queued != 0) {
-    *err = EIO;
-    return Status::Error("nfs: " + what + " on " + Where() + ": " + NfsErr(c.nfs));
-  }
-  if (int e = RunUntil(c.nfs, &o->done, deadline)) {
-    *err = e;
-    return Status::Error("nfs: " + what + " on " + Where() + ": " +
-                         (e == ETIMEDOUT ? "no answer in time" : NfsErr(c.nfs)));
-  }
-  if (o->err < 0) {
-    *err = -o->err;
-    std::string hint = -o->err == EROFS ? " (read-only export)"
-                     : -o->err == EACCES || -o->err == EPERM ? " (permission denied)"
-                     : -o->err == ENOENT ? " (directory missing?)" : "";
-    return Status::Error("nfs: cannot " + what + " on " + Where() + ": " + o->msg + hint);
-  }
-  c.fh = static_cast<nfsfh*>(o->data);
-  if (url_.version == 3) {
-    const nfs_fh* fh = nfs_get_fh(c.fh);
-    c.fh3.assign(fh->val, fh->val + fh->len);
-    readmax_ = std::min<uint64_t>(kMaxXfer, nfs_get_readmax(c.nfs));
-    writemax_ = std::min<uint64_t>(kMaxXfer, nfs_get_writemax(c.nfs));
-    if (readmax_ < kPageSize) readmax_ = kPageSize;
-    if (writemax_ < kPageSize) writemax_ = kPageSize;
-  } else {
-    // v4: nfs_get_readmax/writemax answer 0; these are libnfs 4.0's limits.
-    readmax_ = kV4ReadMax;
-    writemax_ = kV4WriteMax;
-  }
-  return Status();
-}
 
 Status NfsStore::ConnectAll(Clock::time_point deadline, bool create, int* err) {
   ++generation_;
   for (size_t i = 0; i < conns_.size(); i++) {
-    Status s = Connect(conns_[i], deadline, create && i == 0, err);
+    ConnectSpec spec{&url_,
+                     FilePath(),
+                     "libpager-" + host_ + "-" + std::to_string(getpid()) + "-" + std::to_string(seq_) + "-" +
+                         std::to_string(i) + "-" + std::to_string(generation_),
+                     create && i == 0,
+                     connect_timeout_,
+                     deadline};
+    XferMax max{readmax_, writemax_};
+    Status s = Connect(conns_[i], spec, err, &max);
     if (!s.ok()) {
       TeardownAll();
       return s;
     }
+    readmax_ = max.read;
+    writemax_ = max.write;
   }
   return Status();
 }
 
-// Drops a connection; whatever it had in flight goes back to the queues.
-void NfsStore::Teardown(Conn& c) {
-  std::vector<Call*> calls(c.calls.begin(), c.calls.end());
-  for (Call* call : calls) {
-    call->orphan = true;
-    if (call->chunk) Requeue(call->chunk);
-    for (Chunk* ch : call->batch) Requeue(ch);
-  }
-  for (Chunk* ch : c.uncommitted) Requeue(ch);
-  c.uncommitted.clear();
-  c.uncommitted_bytes = 0;
-  // libnfs frees an open file only through close (v3: locally; v4: after
-  // the CLOSE, which the destroy below cancels). Destroying the context may
-  // run the callbacks of the calls above; they see `orphan` and leave the
-  // calls to us.
-  if (c.nfs && c.fh) nfs_close_async(c.nfs, c.fh, IgnoreCb, nullptr);
-  if (c.nfs) nfs_destroy_context(c.nfs);
-  for (Call* call : calls) delete call;
-  c.calls.clear();
-  c.nfs = nullptr;
-  c.fh = nullptr;
-  c.write_bytes = 0;
-  c.writes = 0;
-  c.committing = false;
+void NfsStore::Drop(Conn& c) {
+  for (Chunk* ch : Teardown(c)) Requeue(ch);
 }
 
 void NfsStore::TeardownAll() {
-  for (Conn& c : conns_) Teardown(c);
+  for (Conn& c : conns_) Drop(c);
 }
 
 // Start: connect within the timeout, retrying only what may be transient
@@ -554,6 +241,7 @@ Status NfsStore::Start(StoreListener* listener) {
   std::promise<Status> started;
   std::future<Status> result = started.get_future();
   thread_ = std::thread([this, &started] {
+    ReserveArena::EnterPagerThread();  // libnfs's mallocs come from the reserve
     // libnfs writes to sockets without MSG_NOSIGNAL: a server that died
     // would raise SIGPIPE and kill the process. Blocked here, the signal
     // stays pending on this thread and the write fails with EPIPE.
@@ -1061,7 +749,7 @@ void NfsStore::RemoveFile() {
         (unlink_r.done ? unlink_r.msg : "no answer"));
   }
   // Now, while the results above are alive for any callback still pending.
-  Teardown(c);
+  Drop(c);
 }
 
 void NfsStore::Stop() {
@@ -1077,14 +765,16 @@ void NfsStore::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-}  // namespace
+}  // namespace pager::nfs
+
+namespace pager {
 
 Result<std::unique_ptr<Store>> OpenNfsStore(const std::string& url, uint64_t max_bytes,
                                             uint32_t connect_timeout_ms) {
-  Result<UrlOptions> o = ParseUrl(url);
+  Result<nfs::UrlOptions> o = nfs::ParseUrl(url);
   if (!o.ok()) return o.status();
   if (connect_timeout_ms == 0) connect_timeout_ms = 10000;
-  return std::unique_ptr<Store>(std::make_unique<NfsStore>(std::move(*o), max_bytes, connect_timeout_ms));
+  return std::unique_ptr<Store>(std::make_unique<nfs::NfsStore>(std::move(*o), max_bytes, connect_timeout_ms));
 }
 
 }  // namespace pager

@@ -1,0 +1,415 @@
+#include "stats_segment.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <type_traits>
+
+#include "unique_fd.h"
+
+namespace pager {
+namespace {
+
+static_assert(std::is_standard_layout_v<SegmentHeader> && std::is_standard_layout_v<StatsBlock>,
+              "the segment is read by other processes: fixed layout only");
+
+constexpr uint32_t kStatsOffset = (sizeof(SegmentHeader) + 63) / 64 * 64;
+constexpr size_t kSegmentSize = kStatsOffset + sizeof(StatsBlock);
+
+std::atomic<uint32_t> g_next_index{0};
+
+// The fds of this process's segments. A forked child shares their lock (a
+// flock belongs to the open file description), so it would keep a segment
+// "live" after its parent died or exec'd: the child closes its copies at once.
+constexpr int kMaxSegments = 64;
+std::atomic<int> g_segment_fds[kMaxSegments];
+std::once_flag g_atfork_once;
+
+void CloseSegmentFdsInChild() {
+  for (auto& fd : g_segment_fds) {
+    int f = fd.exchange(-1);
+    if (f >= 0) close(f);
+  }
+}
+
+void RegisterSegmentFd(int fd) {
+  std::call_once(g_atfork_once, [] {
+    for (auto& f : g_segment_fds) f.store(-1);
+    pthread_atfork(nullptr, nullptr, CloseSegmentFdsInChild);
+  });
+  for (auto& f : g_segment_fds) {
+    int expected = -1;
+    if (f.compare_exchange_strong(expected, fd)) return;
+  }
+  // More segments than slots: this one's children keep it looking live.
+}
+
+// False if the fd was closed by CloseSegmentFdsInChild (we are a child).
+bool UnregisterSegmentFd(int fd) {
+  for (auto& f : g_segment_fds) {
+    int expected = fd;
+    if (f.compare_exchange_strong(expected, -1)) return true;
+  }
+  return false;
+}
+
+void CopyString(char* dst, size_t cap, const std::string& src) {
+  size_t n = std::min(cap - 1, src.size());
+  memcpy(dst, src.data(), n);
+  dst[n] = '\0';
+}
+
+std::string ReadFile(const std::string& path) {
+  std::string out;
+  FILE* f = fopen(path.c_str(), "re");
+  if (f == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  fclose(f);
+  return out;
+}
+
+std::string OwnCommandLine() {
+  std::string cmd = ReadFile("/proc/self/cmdline");
+  while (!cmd.empty() && cmd.back() == '\0') cmd.pop_back();
+  // One line, as ps(1) shows it: separators and control characters as spaces.
+  for (char& c : cmd) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return cmd;
+}
+
+// "libpager.<pid>.<n>" -> pid, or 0 if `name` is not a stats file's name.
+pid_t PidOfStatsName(const char* name) {
+  unsigned pid = 0, index = 0;
+  int end = 0;
+  if (sscanf(name, "libpager.%u.%u%n", &pid, &index, &end) != 2 || name[end] != '\0') return 0;
+  return static_cast<pid_t>(pid);
+}
+
+bool PidExists(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+// Whether the writer still holds its lock. Takes the lock if it is free and
+// keeps it (the caller closes the fd).
+bool WriterHoldsLock(int fd) { return flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK; }
+
+Status ReadHeaderAndBlock(int fd, const std::string& path, PagedProcess* out) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Status::FromErrno("stat " + path, errno);
+  if (static_cast<size_t>(st.st_size) < sizeof(SegmentHeader)) {
+    return Status::Error(path + ": not a libpager stats file (too short; still being created?)");
+  }
+  void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return Status::FromErrno("mmap " + path, errno);
+  const auto* h = static_cast<const SegmentHeader*>(m);
+  Status s;
+  if (h->magic != kSegmentMagic) {
+    s = Status::Error(path + ": not a libpager stats file (bad magic)");
+  } else if (h->version != kSegmentVersion) {
+    s = Status::Error(path + ": stats layout version " + std::to_string(h->version) + ", this pagerctl reads " +
+                      std::to_string(kSegmentVersion) + " (use the pagerctl of that libpager)");
+  } else if (h->header_size != sizeof(SegmentHeader) || h->stats_size != sizeof(StatsBlock) ||
+             h->stats_offset != kStatsOffset || static_cast<size_t>(st.st_size) < kSegmentSize) {
+    s = Status::Error(path + ": stats layout sizes differ from this build's (same version, other build?)");
+  } else if (h->ready.load(std::memory_order_acquire) != 1) {
+    s = Status::Error(path + ": still being created");
+  } else {
+    out->path = path;
+    out->pid = h->pid;
+    out->index = h->index;
+    out->start_time = h->start_time;
+    out->created_unix_ms = h->created_unix_ms;
+    out->limit_bytes = h->limit_bytes;
+    out->reserve_bytes = h->reserve_bytes;
+    out->swap.assign(h->swap, strnlen(h->swap, sizeof h->swap));
+    out->features.assign(h->features, strnlen(h->features, sizeof h->features));
+    out->command.assign(h->cmdline, strnlen(h->cmdline, sizeof h->cmdline));
+    out->stats = ReadStatsBlock(*reinterpret_cast<const StatsBlock*>(static_cast<const char*>(m) + kStatsOffset));
+  }
+  munmap(m, static_cast<size_t>(st.st_size));
+  return s;
+}
+
+// Why the file's process is no longer its writer, or "" if it still is.
+// Called with `fd` open on the file; may take its lock.
+std::string StaleReason(int fd, pid_t pid, uint64_t start_time) {
+  if (!PidExists(pid)) return "process " + std::to_string(pid) + " is gone";
+  uint64_t now_start = ProcessStartTime(pid);
+  if (start_time != 0 && now_start != 0 && now_start != start_time) {
+    return "pid " + std::to_string(pid) + " now names another process";
+  }
+  if (!WriterHoldsLock(fd)) return "process " + std::to_string(pid) + " no longer runs its pager (exec'd)";
+  return "";
+}
+
+}  // namespace
+
+uint64_t ProcessStartTime(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  // The command (field 2) may hold spaces and parentheses: fields resume
+  // after the last ')'. starttime is field 22, the 20th after it.
+  size_t p = stat.rfind(')');
+  if (p == std::string::npos) return 0;
+  const char* s = stat.c_str() + p + 1;
+  for (int field = 3; field < 22; field++) {
+    s = strchr(s + 1, ' ');
+    if (s == nullptr) return 0;
+  }
+  return strtoull(s + 1, nullptr, 10);
+}
+
+Stats ReadStatsBlock(const StatsBlock& block) {
+  Stats s = block.Snapshot();
+  if (s.backend == BackendState::kOk && s.eviction_paused) s.backend = BackendState::kPaused;
+  return s;
+}
+
+Result<std::unique_ptr<StatsSegment>> StatsSegment::Create(const std::string& dir, const Info& info) {
+  std::unique_ptr<StatsSegment> seg(new StatsSegment());
+  const uint32_t index = g_next_index.fetch_add(1);
+  seg->owner_ = getpid();
+  seg->path_ = dir + "/libpager." + std::to_string(seg->owner_) + "." + std::to_string(index);
+  // O_NOFOLLOW and O_EXCL: /dev/shm is world-writable; never write through
+  // a link someone planted under our name.
+  int fd = open(seg->path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST) {
+    // Our pid and index, not created by this process image: a dead
+    // process's, or our own from before an exec.
+    unlink(seg->path_.c_str());
+    fd = open(seg->path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) return Status::FromErrno("stats file " + seg->path_, errno);
+  seg->fd_ = fd;
+  RegisterSegmentFd(fd);
+  // Taken before the header exists: a reader that finds the lock free and
+  // the header empty knows the creator died (see FindStaleStatsFiles).
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) return Status::FromErrno("flock " + seg->path_, errno);
+  if (ftruncate(fd, static_cast<off_t>(kSegmentSize)) != 0) {
+    Status s = Status::FromErrno("stats file " + seg->path_ + ": ftruncate", errno);
+    unlink(seg->path_.c_str());
+    return s;
+  }
+  void* m = mmap(nullptr, kSegmentSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) {
+    Status s = Status::FromErrno("stats file " + seg->path_ + ": mmap", errno);
+    unlink(seg->path_.c_str());
+    return s;
+  }
+  seg->map_ = m;
+  seg->map_len_ = kSegmentSize;
+  // The file is zero-filled: zero is each atomic's initial value, so the
+  // block is constructed in place without writing it.
+  auto* h = new (m) SegmentHeader{};
+  h->magic = kSegmentMagic;
+  h->version = kSegmentVersion;
+  h->header_size = sizeof(SegmentHeader);
+  h->stats_offset = kStatsOffset;
+  h->stats_size = sizeof(StatsBlock);
+  h->pid = seg->owner_;
+  h->start_time = ProcessStartTime(seg->owner_);
+  h->created_unix_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count());
+  h->limit_bytes = info.limit_bytes;
+  h->reserve_bytes = info.reserve_bytes;
+  h->index = index;
+  CopyString(h->swap, sizeof h->swap, info.swap);
+  CopyString(h->features, sizeof h->features, info.features);
+  CopyString(h->cmdline, sizeof h->cmdline, OwnCommandLine());
+  seg->block_ = new (static_cast<char*>(m) + kStatsOffset) StatsBlock();
+  h->ready.store(1, std::memory_order_release);
+  return seg;
+}
+
+StatsSegment::~StatsSegment() {
+  if (map_ != nullptr) munmap(map_, map_len_);
+  if (getpid() != owner_) return;  // a forked child's copy: the file is the parent's
+  unlink(path_.c_str());
+  if (fd_ >= 0 && UnregisterSegmentFd(fd_)) close(fd_);
+}
+
+// ---- Readers (pager/monitor.h) ---------------------------------------------
+
+std::string DefaultStatsDir() {
+  const char* d = getenv("LIBPAGER_STATS_DIR");
+  return d != nullptr && d[0] != '\0' ? d : "/dev/shm";
+}
+
+Result<PagedProcess> ReadPagedProcess(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(path, errno);
+  PagedProcess p;
+  Status s = ReadHeaderAndBlock(fd.get(), path, &p);
+  if (!s.ok()) return s;
+  p.stale = !StaleReason(fd.get(), p.pid, p.start_time).empty();
+  return p;
+}
+
+namespace {
+
+// Names in `dir` for which `keep` returns true, sorted.
+Result<std::vector<std::string>> ListNames(const std::string& dir, bool (*keep)(const char*)) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return Status::FromErrno("directory '" + dir + "'", errno);
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (keep(e->d_name)) names.emplace_back(e->d_name);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool IsStatsName(const char* name) { return PidOfStatsName(name) != 0; }
+
+}  // namespace
+
+Result<std::vector<PagedProcess>> ListPagedProcesses(const std::string& dir, std::vector<std::string>* skipped) {
+  auto names = ListNames(dir, IsStatsName);
+  if (!names.ok()) return names.status();
+  std::vector<PagedProcess> out;
+  for (const std::string& n : *names) {
+    auto p = ReadPagedProcess(dir + "/" + n);
+    if (p.ok()) {
+      out.push_back(std::move(*p));
+    } else if (skipped != nullptr) {
+      skipped->push_back(p.status().message());
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const PagedProcess& a, const PagedProcess& b) {
+    return a.pid != b.pid ? a.pid < b.pid : a.index < b.index;
+  });
+  return out;
+}
+
+namespace {
+
+// Why the stats file is stale, or "" if it is live or cannot be judged.
+std::string StatsFileStaleReason(int fd, const std::string& path, pid_t name_pid) {
+  PagedProcess p;
+  if (ReadHeaderAndBlock(fd, path, &p).ok()) return StaleReason(fd, p.pid, p.start_time);
+  // No readable header: being created, or its creator died first. Only the
+  // pid in the name can tell; a live one may still be writing it.
+  if (!PidExists(name_pid)) return "process " + std::to_string(name_pid) + " is gone (file never completed)";
+  return "";
+}
+
+}  // namespace
+
+Result<std::vector<Leftover>> FindStaleStatsFiles(const std::string& dir) {
+  auto names = ListNames(dir, IsStatsName);
+  if (!names.ok()) return names.status();
+  std::vector<Leftover> out;
+  for (const std::string& n : *names) {
+    std::string path = dir + "/" + n;
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) continue;
+    pid_t pid = PidOfStatsName(n.c_str());
+    std::string why = StatsFileStaleReason(fd.get(), path, pid);
+    if (!why.empty()) out.push_back(Leftover{path, pid, why});
+  }
+  return out;
+}
+
+Result<bool> RemoveStaleStatsFile(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return errno == ENOENT ? Result<bool>(false) : Result<bool>(Status::FromErrno(path, errno));
+  size_t slash = path.rfind('/');
+  pid_t pid = PidOfStatsName(path.c_str() + (slash == std::string::npos ? 0 : slash + 1));
+  if (pid == 0) return Status::Error(path + ": not a libpager stats file name");
+  if (StatsFileStaleReason(fd.get(), path, pid).empty()) return false;
+  // Still the file we judged: a new process with this pid replaces a stale
+  // file by unlink + create, and its new file must survive.
+  struct stat a, b;
+  if (fstat(fd.get(), &a) != 0 || stat(path.c_str(), &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+    return false;
+  }
+  if (unlink(path.c_str()) != 0) return Status::FromErrno("unlink " + path, errno);
+  return true;
+}
+
+namespace {
+
+// libpager-<host>-<pid>-<n>.swap (file_store.cc); the host may hold '-'.
+bool ParseSwapName(const std::string& name, std::string* host, pid_t* pid) {
+  const std::string prefix = "libpager-", suffix = ".swap";
+  if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return false;
+  }
+  std::string mid = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  size_t d2 = mid.rfind('-');
+  if (d2 == std::string::npos || d2 == 0) return false;
+  size_t d1 = mid.rfind('-', d2 - 1);
+  if (d1 == std::string::npos || d1 == 0) return false;
+  std::string p = mid.substr(d1 + 1, d2 - d1 - 1), n = mid.substr(d2 + 1);
+  if (p.empty() || n.empty() || p.find_first_not_of("0123456789") != std::string::npos ||
+      n.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  *host = mid.substr(0, d1);
+  *pid = static_cast<pid_t>(strtol(p.c_str(), nullptr, 10));
+  return *pid > 0;
+}
+
+bool IsSwapName(const char* name) {
+  std::string host;
+  pid_t pid;
+  return ParseSwapName(name, &host, &pid);
+}
+
+// When `pid` started, in seconds since the epoch, or 0 if unknown.
+int64_t ProcessStartUnix(pid_t pid) {
+  uint64_t ticks = ProcessStartTime(pid);
+  std::string stat = ReadFile("/proc/stat");
+  size_t p = stat.find("\nbtime ");
+  if (ticks == 0 || p == std::string::npos) return 0;
+  long hz = sysconf(_SC_CLK_TCK);
+  return strtoll(stat.c_str() + p + 7, nullptr, 10) + static_cast<int64_t>(ticks / static_cast<uint64_t>(hz));
+}
+
+}  // namespace
+
+Result<std::vector<Leftover>> FindStaleSwapFiles(const std::string& dir) {
+  auto names = ListNames(dir, IsSwapName);
+  if (!names.ok()) return names.status();
+  char me[64] = "localhost";
+  gethostname(me, sizeof me - 1);
+  std::vector<Leftover> out;
+  for (const std::string& n : *names) {
+    std::string host;
+    pid_t pid = 0;
+    ParseSwapName(n, &host, &pid);
+    if (host != me) continue;  // another machine's, on a shared directory
+    std::string path = dir + "/" + n;
+    if (!PidExists(pid)) {
+      out.push_back(Leftover{path, pid, "process " + std::to_string(pid) + " is gone"});
+      continue;
+    }
+    // A reused pid: the file was born before the process that has the pid
+    // now (with a margin for btime's one-second granularity).
+    struct statx sx;
+    int64_t started = ProcessStartUnix(pid);
+    if (started != 0 && statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &sx) == 0 &&
+        (sx.stx_mask & STATX_BTIME) && sx.stx_btime.tv_sec + 2 < started) {
+      out.push_back(Leftover{path, pid, "pid " + std::to_string(pid) + " now names a process started after the file"});
+    }
+  }
+  return out;
+}
+
+}  // namespace pager
