@@ -3,6 +3,7 @@
 // eviction without losing anything.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <random>
 #include <vector>
@@ -70,9 +71,7 @@ TEST(EvictionLimit, ResidentNeverExceedsTheLimitUnderSequentialWrites) {
   const uint64_t limit = 512;
   auto t = MakePager(limit);
   const size_t pages = limit * 16;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* p = static_cast<unsigned char*>(*mem);
+  auto* p = t.Map(pages);
   uint64_t max_seen = 0;
   for (size_t i = 0; i < pages; i++) {
     FillPage(p + i * kPageSize, i, 1);
@@ -85,19 +84,16 @@ TEST(EvictionLimit, ResidentNeverExceedsTheLimitUnderSequentialWrites) {
   uint64_t mapped = 0;
   for (unsigned char v : vec) mapped += v & 1;
   EXPECT_LE(mapped, limit);
-  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << i;
+  ASSERT_EQ(FirstWrongPage(p, pages, 1), -1);
 }
 
 TEST(EvictionLimit, ZeroPagesAreDroppedNotWritten) {
   const uint64_t limit = 256;
   auto t = MakePager(limit);
   const size_t pages = limit * 8;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* p = static_cast<unsigned char*>(*mem);
+  auto* p = t.Map(pages);
   for (size_t i = 0; i < pages; i++) p[i * kPageSize] = 0;  // touched, still all zeros
-  t.pager->Sync();
-  Stats s = t.pager->GetStats();
+  Stats s = t.SyncedStats();
   EXPECT_EQ(s.bytes_written, 0u);
   EXPECT_GT(s.evictions_clean, pages / 2);
   for (size_t i = 0; i < pages; i++) ASSERT_TRUE(IsZeroPage(p + i * kPageSize));
@@ -111,19 +107,16 @@ TEST(EvictionLimit, FullStorePausesEvictionAndLosesNothing) {
   const uint64_t limit = 256;
   auto t = MakePager(limit);
   const size_t pages = limit * 4;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* p = static_cast<unsigned char*>(*mem);
+  auto* p = t.Map(pages);
   t.store->FailWritesWith(ENOSPC);
-  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 1);
-  t.pager->Sync();
-  Stats s = t.pager->GetStats();
+  FillPages(p, pages, 1);
+  Stats s = t.SyncedStats();
   EXPECT_GT(s.resident_pages, limit) << "pages must stay resident while the store is full";
   EXPECT_TRUE(s.eviction_paused);
   EXPECT_EQ(s.backend, BackendState::kPaused);
   EXPECT_GT(s.eviction_pauses, 0u);
   EXPECT_GT(s.io_errors, 0u);
-  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << i;
+  ASSERT_EQ(FirstWrongPage(p, pages, 1), -1);
 
   t.store->FailWritesWith(0);
   // Eviction resumes after its back-off (<= a few seconds here).
@@ -136,7 +129,7 @@ TEST(EvictionLimit, FullStorePausesEvictionAndLosesNothing) {
   }
   EXPECT_LE(after.resident_pages, limit);
   EXPECT_FALSE(after.eviction_paused);
-  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << i;
+  ASSERT_EQ(FirstWrongPage(p, pages, 1), -1);
 }
 
 TEST(EvictionLimit, SwapMaxCapPausesEvictionAndLosesNothing) {
@@ -150,13 +143,46 @@ TEST(EvictionLimit, SwapMaxCapPausesEvictionAndLosesNothing) {
   auto mem = pager->Map(pages * kPageSize);
   ASSERT_TRUE(mem.ok());
   auto* p = static_cast<unsigned char*>(*mem);
-  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 1);
+  FillPages(p, pages, 1);
   pager->Sync();
   Stats s = pager->GetStats();
   EXPECT_LE(s.slots_in_use, 256u);
   EXPECT_TRUE(s.eviction_paused);
   EXPECT_GE(s.resident_pages + s.swapped_pages, pages);
-  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << i;
+  ASSERT_EQ(FirstWrongPage(p, pages, 1), -1);
+}
+
+// A real full device: a 1 MiB tmpfs under the local-file store.
+TEST(EvictionLimit, FullTmpfsPausesEvictionAndLosesNothing) {
+  char dir[] = "/tmp/pager-tmpfs-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string cmd = std::string("mount -t tmpfs -o size=1m tmpfs ") + dir + " 2>/dev/null";
+  if (system(cmd.c_str()) != 0) {
+    rmdir(dir);
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  }
+  {
+    Config c = TestConfig(256);
+    c.swap = dir;
+    auto pr = Pager::Create(c);
+    ASSERT_TRUE(pr.ok()) << pr.status().message();
+    auto& pager = *pr;
+    const size_t pages = 1024;  // 4 MiB of data, 1 MiB of limit, 1 MiB of swap
+    auto mem = pager->Map(pages * kPageSize);
+    ASSERT_TRUE(mem.ok());
+    auto* p = static_cast<unsigned char*>(*mem);
+    FillPages(p, pages, 1);
+    pager->Sync();
+    Stats s = pager->GetStats();
+    EXPECT_TRUE(s.eviction_paused);
+    EXPECT_GT(s.resident_pages, 256u) << "pages the full device refused must stay in memory";
+    EXPECT_GT(s.swapped_pages, 0u) << "the device should have taken what fit";
+    ASSERT_EQ(FirstWrongPage(p, pages, 1), -1);
+    ASSERT_TRUE(pager->Unmap(p, pages * kPageSize).ok());
+  }
+  cmd = std::string("umount ") + dir;
+  EXPECT_EQ(system(cmd.c_str()), 0);
+  rmdir(dir);
 }
 
 }  // namespace

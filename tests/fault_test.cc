@@ -16,12 +16,9 @@ class FaultTest : public ::testing::TestWithParam<const char*> {};
 TEST_P(FaultTest, FirstTouchReadsZerosWithoutIo) {
   auto t = MakePager(256, GetParam());
   const size_t pages = 128;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok()) << mem.status().message();
-  auto* p = static_cast<unsigned char*>(*mem);
+  auto* p = t.Map(pages);
   for (size_t i = 0; i < pages; i++) EXPECT_TRUE(IsZeroPage(p + i * kPageSize)) << "page " << i;
-  t.pager->Sync();
-  Stats s = t.pager->GetStats();
+  Stats s = t.SyncedStats();
   EXPECT_EQ(s.faults_swapin, 0u);
   EXPECT_EQ(s.bytes_read, 0u);
   EXPECT_GE(s.pages_zero_filled, pages);
@@ -34,19 +31,15 @@ TEST_P(FaultTest, RegionEightTimesTheLimitRoundTripsEveryByte) {
   const uint64_t limit = 512;
   auto t = MakePager(limit, GetParam());
   const size_t pages = limit * 8;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* p = static_cast<unsigned char*>(*mem);
-  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 1);
-  t.pager->Sync();
-  Stats mid = t.pager->GetStats();
+  auto* p = t.Map(pages);
+  FillPages(p, pages, 1);
+  Stats mid = t.SyncedStats();
   EXPECT_LE(mid.resident_pages, limit);
   EXPECT_GT(mid.evictions_written, 0u);
-  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << "page " << i;
+  ASSERT_EQ(FirstWrongPage(p, pages, 1), -1);
   // Second pass in reverse: swap-in without sequential read-ahead.
   for (size_t i = pages; i-- > 0;) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 1)) << "page " << i;
-  t.pager->Sync();
-  Stats s = t.pager->GetStats();
+  Stats s = t.SyncedStats();
   EXPECT_GT(s.faults_swapin, 0u);
   EXPECT_LE(s.resident_pages, limit);
   EXPECT_EQ(s.checksum_failures, 0u);
@@ -58,10 +51,8 @@ TEST_P(FaultTest, KernelModeFaultsAreServed) {
   const uint64_t limit = 256;
   auto t = MakePager(limit, GetParam());
   const size_t pages = limit * 4;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* p = static_cast<unsigned char*>(*mem);
-  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 7);
+  auto* p = t.Map(pages);
+  FillPages(p, pages, 7);
   char path[] = "/tmp/pager-kfault-XXXXXX";
   int fd = mkstemp(path);
   ASSERT_GE(fd, 0);
@@ -74,19 +65,16 @@ TEST_P(FaultTest, KernelModeFaultsAreServed) {
   auto* q = static_cast<unsigned char*>(*mem2);
   ASSERT_EQ(pread(fd, q, pages * kPageSize, 0), static_cast<ssize_t>(pages * kPageSize));
   close(fd);
-  for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(q + i * kPageSize, i, 7)) << "page " << i;
+  ASSERT_EQ(FirstWrongPage(q, pages, 7), -1);
 }
 
 TEST_P(FaultTest, ConcurrentFaultsOnOnePageAreServedOnce) {
   const uint64_t limit = 256;
   auto t = MakePager(limit, GetParam());
   const size_t pages = limit * 4;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* p = static_cast<unsigned char*>(*mem);
-  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, 3);
-  t.pager->Sync();
-  Stats before = t.pager->GetStats();
+  auto* p = t.Map(pages);
+  FillPages(p, pages, 3);
+  Stats before = t.SyncedStats();
   // Page 0 was evicted long ago. Eight threads touch it at once.
   std::atomic<int> ok{0};
   std::vector<std::thread> th;
@@ -95,8 +83,7 @@ TEST_P(FaultTest, ConcurrentFaultsOnOnePageAreServedOnce) {
   }
   for (auto& x : th) x.join();
   EXPECT_EQ(ok.load(), 8);
-  t.pager->Sync();
-  Stats after = t.pager->GetStats();
+  Stats after = t.SyncedStats();
   EXPECT_EQ(after.faults_swapin - before.faults_swapin, 1u);
 }
 

@@ -76,49 +76,44 @@ struct TempDir {
   std::string path;
 };
 
+// In a death-test child: pages a region out to a swap file in `dir`, damages
+// the file with `damage(path)`, then touches page 0.
+template <class Damage>
+void TouchAfterDamagingSwapFile(const std::string& dir, Damage damage) {
+  auto store = OpenStore(dir, 0, 0);
+  Store* raw = store->get();
+  auto pr = Pager::Create(TestConfig(kLimit), std::move(*store));
+  std::string path = raw->Describe().substr(5);  // "file <path>", known once started
+  auto* p = static_cast<unsigned char*>(*(*pr)->Map(kPages * kPageSize));
+  for (size_t i = 0; i < kPages; i++) FillPage(p + i * kPageSize, i, 1);
+  (*pr)->Sync();
+  if (!damage(path)) _exit(3);
+  volatile unsigned char x = p[0];
+  (void)x;
+  _exit(0);
+}
+
 TEST(IntegrityFile, CorruptedSwapFileRaisesSigbus) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   TempDir dir;
-  EXPECT_EXIT(
-      {
-        Config c = TestConfig(kLimit);
-        auto store = OpenStore(dir.path, 0, 0);
-        Store* raw = store->get();
-        auto pr = Pager::Create(c, std::move(*store));
-        std::string path = raw->Describe().substr(5);  // "file <path>", known once started
-        auto* p = static_cast<unsigned char*>(*(*pr)->Map(kPages * kPageSize));
-        for (size_t i = 0; i < kPages; i++) FillPage(p + i * kPageSize, i, 1);
-        (*pr)->Sync();
-        int fd = open(path.c_str(), O_RDWR);
-        std::vector<char> junk(1 << 20, 0x5a);
-        if (fd < 0 || pwrite(fd, junk.data(), junk.size(), 0) != static_cast<ssize_t>(junk.size())) _exit(3);
-        close(fd);
-        volatile unsigned char x = p[0];
-        (void)x;
-        _exit(0);
-      },
-      ::testing::KilledBySignal(SIGBUS), "checksum mismatch");
+  EXPECT_EXIT(TouchAfterDamagingSwapFile(dir.path,
+                                         [](const std::string& path) {
+                                           int fd = open(path.c_str(), O_RDWR);
+                                           std::vector<char> junk(1 << 20, 0x5a);
+                                           bool ok = fd >= 0 && pwrite(fd, junk.data(), junk.size(), 0) ==
+                                                                    static_cast<ssize_t>(junk.size());
+                                           close(fd);
+                                           return ok;
+                                         }),
+              ::testing::KilledBySignal(SIGBUS), "checksum mismatch");
 }
 
 TEST(IntegrityFile, TruncatedSwapFileRaisesSigbus) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   TempDir dir;
-  EXPECT_EXIT(
-      {
-        Config c = TestConfig(kLimit);
-        auto store = OpenStore(dir.path, 0, 0);
-        Store* raw = store->get();
-        auto pr = Pager::Create(c, std::move(*store));
-        std::string path = raw->Describe().substr(5);
-        auto* p = static_cast<unsigned char*>(*(*pr)->Map(kPages * kPageSize));
-        for (size_t i = 0; i < kPages; i++) FillPage(p + i * kPageSize, i, 1);
-        (*pr)->Sync();
-        if (truncate(path.c_str(), 0) != 0) _exit(3);
-        volatile unsigned char x = p[0];
-        (void)x;
-        _exit(0);
-      },
-      ::testing::KilledBySignal(SIGBUS), "swap-in failed");
+  EXPECT_EXIT(TouchAfterDamagingSwapFile(dir.path,
+                                         [](const std::string& path) { return truncate(path.c_str(), 0) == 0; }),
+              ::testing::KilledBySignal(SIGBUS), "swap-in failed");
 }
 
 // The kernel quirk: an install that fails with EEXIST leaves the faulting

@@ -22,9 +22,7 @@ TEST_P(EvictionRace, WriteDuringEvictionIsNeverLost) {
   const uint64_t limit = 256;
   auto t = MakePager(limit, GetParam());
   const size_t pages = limit * 8;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* base = static_cast<unsigned char*>(*mem);
+  auto* base = t.Map(pages);
   const int threads = 4;
   const int iters = 6000;
   std::vector<uint64_t> version(pages, 0);  // entry i written only by thread i % threads
@@ -53,8 +51,7 @@ TEST_P(EvictionRace, WriteDuringEvictionIsNeverLost) {
     if (!ok && wrong++ < 5) ADD_FAILURE() << "page " << i << " lost version " << version[i];
   }
   EXPECT_EQ(wrong, 0u);
-  t.pager->Sync();
-  Stats s = t.pager->GetStats();
+  Stats s = t.SyncedStats();
   EXPECT_GT(s.evictions_written, pages) << "eviction must have run throughout";
   EXPECT_GT(s.faults_swapin, 0u);
   EXPECT_LE(s.resident_pages, limit);
@@ -110,9 +107,7 @@ TEST_P(EvictionRace, RewrittenSwappedInPageIsWrittenBackAgain) {
   const uint64_t limit = 256;
   auto t = MakePager(limit, GetParam());
   const size_t pages = limit * 4;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* base = static_cast<unsigned char*>(*mem);
+  auto* base = t.Map(pages);
   std::vector<uint64_t> version(pages, 0);
   for (int round = 1; round <= 4; round++) {
     for (size_t i = 0; i < pages; i++) {
@@ -125,8 +120,7 @@ TEST_P(EvictionRace, RewrittenSwappedInPageIsWrittenBackAgain) {
       if (round == 1 || i % 2 == 1) FillPage(p, i, ++version[i]);
     }
   }
-  t.pager->Sync();
-  Stats s = t.pager->GetStats();
+  Stats s = t.SyncedStats();
   EXPECT_GT(s.evictions_written, pages);
 }
 
@@ -136,20 +130,16 @@ TEST_P(EvictionRace, CleanPagesAreDroppedWithoutWriteBack) {
   const uint64_t limit = 256;
   auto t = MakePager(limit, GetParam());
   const size_t pages = limit * 4;
-  auto mem = t.pager->Map(pages * kPageSize);
-  ASSERT_TRUE(mem.ok());
-  auto* base = static_cast<unsigned char*>(*mem);
-  for (size_t i = 0; i < pages; i++) FillPage(base + i * kPageSize, i, 1);
+  auto* base = t.Map(pages);
+  FillPages(base, pages, 1);
   t.pager->Sync();
   // Pass over everything once read-only, so resident pages were swapped in.
   for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(base + i * kPageSize, i, 1));
-  t.pager->Sync();
-  Stats before = t.pager->GetStats();
+  Stats before = t.SyncedStats();
   for (int pass = 0; pass < 3; pass++) {
     for (size_t i = 0; i < pages; i++) ASSERT_TRUE(CheckPage(base + i * kPageSize, i, 1));
   }
-  t.pager->Sync();
-  Stats after = t.pager->GetStats();
+  Stats after = t.SyncedStats();
   EXPECT_GT(after.faults_swapin, before.faults_swapin);
   EXPECT_GT(after.evictions_clean - before.evictions_clean, 2 * pages);
   EXPECT_EQ(after.bytes_written, before.bytes_written) << "read-only passes wrote pages back";

@@ -30,6 +30,31 @@ bool IsZeroPage(const void* page) {
   return true;
 }
 
+unsigned char* TestPager::Map(size_t pages) {
+  auto mem = pager->Map(pages * kPageSize);
+  if (!mem.ok()) {
+    fprintf(stderr, "Pager::Map: %s\n", mem.status().message().c_str());
+    abort();
+  }
+  return static_cast<unsigned char*>(*mem);
+}
+
+Stats TestPager::SyncedStats() {
+  pager->Sync();
+  return pager->GetStats();
+}
+
+void FillPages(unsigned char* p, size_t pages, uint64_t version) {
+  for (size_t i = 0; i < pages; i++) FillPage(p + i * kPageSize, i, version);
+}
+
+long FirstWrongPage(const unsigned char* p, size_t pages, uint64_t version) {
+  for (size_t i = 0; i < pages; i++) {
+    if (!CheckPage(p + i * kPageSize, i, version)) return static_cast<long>(i);
+  }
+  return -1;
+}
+
 Config TestConfig(uint64_t limit_pages) {
   Config c;
   c.memory_limit = limit_pages * kPageSize;

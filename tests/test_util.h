@@ -22,7 +22,17 @@ bool IsZeroPage(const void* page);
 struct TestPager {
   std::unique_ptr<Pager> pager;
   MemoryStore* store = nullptr;  // owned by the pager
+
+  // A paged region of `pages` pages (aborts the test binary if Map fails).
+  unsigned char* Map(size_t pages);
+  // Stats once the pager has handled everything queued so far.
+  Stats SyncedStats();
 };
+
+// FillPage(i, version) for every page i of [p, p + pages).
+void FillPages(unsigned char* p, size_t pages, uint64_t version);
+// The first page of [p, p + pages) that fails CheckPage(i, version), or -1.
+long FirstWrongPage(const unsigned char* p, size_t pages, uint64_t version);
 
 // A pager with `limit_pages` resident pages at most, over a MemoryStore.
 // `disable` is passed to Config::disable_features.

@@ -90,6 +90,9 @@ class Pager::Impl : public StoreListener {
   };
 
   void Loop();
+  // Waits up to `timeout_ms` for a message or a kick, then reads and
+  // dispatches every queued uffd message.
+  void WaitAndDispatch(int timeout_ms);
   void Dispatch(const uffd_msg& m, uint64_t now);
   void ServeParked(uint64_t now);
   void RunCommands();
@@ -268,8 +271,6 @@ Status Pager::Impl::RunCommand(Command* c) {
 void Pager::Impl::Loop() {
   pthread_setname_np(pthread_self(), "libpager");
   ReserveArena::EnterPagerThread();
-  pollfd fds[2] = {{uffd_->fd(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
-  uffd_msg msgs[64];
   bool more = false;
   for (;;) {
     int timeout = -1;
@@ -280,18 +281,7 @@ void Pager::Impl::Loop() {
     } else if (core_->eviction_paused()) {
       timeout = 100;
     }
-    poll(fds, 2, timeout);
-    if (fds[1].revents & POLLIN) {
-      uint64_t v;
-      ssize_t r = read(wake_fd_.get(), &v, sizeof v);
-      (void)r;
-    }
-    uint64_t now = NowNs();
-    for (;;) {
-      int n = uffd_->Read(msgs, 64);
-      for (int i = 0; i < n; i++) Dispatch(msgs[i], now);
-      if (n < 64) break;
-    }
+    WaitAndDispatch(timeout);
     core_->RetryReads();
     std::vector<Fault> retry = std::move(retry_);
     retry_.clear();
@@ -327,6 +317,23 @@ void Pager::Impl::Loop() {
     core_->frames().Flush();
     core_->PublishStats();
     if (home_ && BringHome()) break;
+  }
+}
+
+void Pager::Impl::WaitAndDispatch(int timeout_ms) {
+  pollfd fds[2] = {{uffd_->fd(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+  poll(fds, 2, timeout_ms);
+  if (fds[1].revents & POLLIN) {
+    uint64_t v;
+    ssize_t r = read(wake_fd_.get(), &v, sizeof v);
+    (void)r;
+  }
+  const uint64_t now = NowNs();
+  uffd_msg msgs[64];
+  for (;;) {
+    int n = uffd_->Read(msgs, 64);
+    for (int i = 0; i < n; i++) Dispatch(msgs[i], now);
+    if (n < 64) break;
   }
 }
 
@@ -464,21 +471,8 @@ void Pager::Impl::DropAndWait(const std::vector<PagerCore::DropRequest>& reqs) {
   }
   drop_cv_.notify_one();
   size_t left = reqs.size();
-  uffd_msg msgs[64];
-  pollfd fds[2] = {{uffd_->fd(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
   while (left > 0) {
-    poll(fds, 2, 100);
-    if (fds[1].revents & POLLIN) {
-      uint64_t v;
-      ssize_t r = read(wake_fd_.get(), &v, sizeof v);
-      (void)r;
-    }
-    uint64_t now = NowNs();
-    for (;;) {
-      int n = uffd_->Read(msgs, 64);
-      for (int i = 0; i < n; i++) Dispatch(msgs[i], now);
-      if (n < 64) break;
-    }
+    WaitAndDispatch(100);
     std::vector<PagerCore::DropRequest> done;
     {
       std::lock_guard<std::mutex> l(done_mu_);
