@@ -44,7 +44,7 @@ run_tests() {
   build "$san"
   local env=()
   case "$san" in
-    address) env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp
+    address) env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:handle_sigbus=0 LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp
                   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1) ;;
     thread) env=(TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/scripts/tsan.supp) ;;
   esac

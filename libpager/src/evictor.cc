@@ -160,11 +160,12 @@ uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
 
 uint32_t PagerCore::WriteBack(uint32_t batch) {
   const bool paused = eviction_paused();
-  // Reads always find room: writes leave a quarter of the staging pages (at
-  // most one full run) to swap-ins. The reserved minimum: with no write in
-  // flight, one write may use that quarter too, so write-back never stops
-  // for want of a buffer (reads in flight finish on their own).
-  const uint64_t keep = std::min<uint64_t>(reserve_->staging_pages() / 4, kMaxRun);
+  // Reads always find room: writes leave an eighth of the staging pages (at
+  // most one full run) to swap-ins. Not more: stalled writes must be able to
+  // take the pool below half, or the throttle could never engage. The
+  // reserved minimum: with no write in flight, one write may use that eighth
+  // too, so write-back never stops for want of a buffer.
+  const uint64_t keep = std::min<uint64_t>(reserve_->staging_pages() / 8, kMaxRun);
   const uint64_t free = reserve_->staging_free_pages();
   const uint64_t usable = free > keep ? free - keep : writes_in_flight_pages_ == 0 ? free : 0;
   uint32_t room = paused ? 0 : static_cast<uint32_t>(std::min<uint64_t>(batch, usable));

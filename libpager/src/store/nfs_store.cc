@@ -95,6 +95,11 @@ class NfsStore final : public Store {
   // Callbacks, on the I/O thread inside nfs_service() or nfs_destroy_context().
   void OnRead3(Call* call, int rpc_status, READ3res* res);
   void OnWrite3(Call* call, int rpc_status, WRITE3res* res);
+  // Unlinks and frees a READ/WRITE call; its chunk if the reply is to be
+  // used, or nullptr once the chunk is requeued (transient failure: the
+  // connection is marked broken) or finished (permanent error).
+  template <class Res>
+  Chunk* TakeReply(Call* call, int rpc_status, const Res* res, const char* op);
   void OnCommit3(Call* call, int rpc_status, COMMIT3res* res);
   void OnRead4(Call* call, int err, const void* data);
   void OnWrite4(Call* call, int err);
@@ -453,24 +458,34 @@ void NfsStore::Unlink(Call* call) {
 
 // ---- completions -----------------------------------------------------------------
 
-void NfsStore::OnRead3(Call* call, int rpc_status, READ3res* res) {
-  if (call->orphan) return;
+template <class Res>
+Chunk* NfsStore::TakeReply(Call* call, int rpc_status, const Res* res, const char* op) {
   Unlink(call);
   Chunk* ch = call->chunk;
   delete call;
   if (rpc_status != RPC_STATUS_SUCCESS) {
     Requeue(ch);
     broken_ = true;
-    broken_why_ = "READ failed: connection lost or timed out";
-    return;
+    broken_why_ = std::string(op) + " failed: connection lost or timed out";
+    return nullptr;
   }
   if (res->status != NFS3_OK) {
-    if (IsPermanentNfs3(res->status)) return FinishChunk(ch, Nfs3Errno(res->status));
+    if (IsPermanentNfs3(res->status)) {
+      FinishChunk(ch, Nfs3Errno(res->status));
+      return nullptr;
+    }
     Requeue(ch);
     broken_ = true;
-    broken_why_ = "READ: server answered " + ErrStr(Nfs3Errno(res->status));
-    return;
+    broken_why_ = std::string(op) + ": server answered " + ErrStr(Nfs3Errno(res->status));
+    return nullptr;
   }
+  return ch;
+}
+
+void NfsStore::OnRead3(Call* call, int rpc_status, READ3res* res) {
+  if (call->orphan) return;
+  Chunk* ch = TakeReply(call, rpc_status, res, "READ");
+  if (ch == nullptr) return;
   const READ3resok& ok = res->READ3res_u.resok;
   uint32_t n = std::min<uint32_t>(ok.data.data_len, ch->len - ch->done);
   std::memcpy(ch->buf + ch->done, ok.data.data_val, n);  // the buffer is libnfs's
@@ -484,22 +499,8 @@ void NfsStore::OnRead3(Call* call, int rpc_status, READ3res* res) {
 void NfsStore::OnWrite3(Call* call, int rpc_status, WRITE3res* res) {
   if (call->orphan) return;
   Conn& c = *call->conn;
-  Unlink(call);
-  Chunk* ch = call->chunk;
-  delete call;
-  if (rpc_status != RPC_STATUS_SUCCESS) {
-    Requeue(ch);
-    broken_ = true;
-    broken_why_ = "WRITE failed: connection lost or timed out";
-    return;
-  }
-  if (res->status != NFS3_OK) {
-    if (IsPermanentNfs3(res->status)) return FinishChunk(ch, Nfs3Errno(res->status));
-    Requeue(ch);
-    broken_ = true;
-    broken_why_ = "WRITE: server answered " + ErrStr(Nfs3Errno(res->status));
-    return;
-  }
+  Chunk* ch = TakeReply(call, rpc_status, res, "WRITE");
+  if (ch == nullptr) return;
   const WRITE3resok& ok = res->WRITE3res_u.resok;
   if (ch->has_verf && std::memcmp(ch->verf, ok.verf, sizeof(ch->verf)) != 0) {
     Requeue(ch);  // the server restarted between two pieces of this chunk
