@@ -46,7 +46,7 @@ run_tests() {
   case "$san" in
     address) env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:handle_sigbus=0 LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp
                   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1) ;;
-    thread) env=(TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/scripts/tsan.supp) ;;
+    thread) env=(TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:handle_sigbus=0:suppressions=$ROOT/scripts/tsan.supp) ;;
   esac
   (cd "$ROOT/$dir" && env "${env[@]}" ctest --output-on-failure -j2 --timeout 900)
 }

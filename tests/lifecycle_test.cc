@@ -4,6 +4,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include <chrono>
+#include <future>
 #include <thread>
 
 #include "test_util.h"
@@ -131,6 +133,28 @@ TEST_P(Lifecycle, DestroyingThePagerBringsEveryPageHome) {
   // The pager is gone: the memory is plain memory now and must hold it all.
   for (size_t i = 0; i < kPages; i++) ASSERT_TRUE(CheckPage(page(i), i, 1)) << "page " << i;
   munmap(base_, kPages * kPageSize);
+}
+
+TEST_P(Lifecycle, ReadOnlyMemoryAtTheLimitNeverHangsFaults) {
+  // Read-only pages cannot be moved out (UFFDIO_MOVE wants writable
+  // mappings): once they fill the limit, faults must go over it, not wait.
+  ASSERT_EQ(mprotect(base_, kPages * kPageSize, PROT_READ), 0);
+  auto reader = std::async(std::launch::async, [this] {
+    for (size_t i = 0; i < kPages; i++) {
+      if (!CheckPage(page(i), i, 1)) return static_cast<long>(i);
+    }
+    return -1L;
+  });
+  if (reader.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    fprintf(stderr, "faults on read-only memory hang at the limit\n");
+    abort();  // a thread stuck in a fault cannot be joined
+  }
+  EXPECT_EQ(reader.get(), -1);
+  ASSERT_EQ(mprotect(base_, kPages * kPageSize, PROT_READ | PROT_WRITE), 0);
+  FillPages(base_, kPages, 2);
+  ASSERT_EQ(FirstWrongPage(base_, kPages, 2), -1);
+  Settle(*t_.pager);
+  EXPECT_LE(stats().resident_pages, kLimit) << "writable again, the pages must be evictable again";
 }
 
 TEST_P(Lifecycle, ForkedChildReadsPagesEvictedBeforeTheFork) {

@@ -1,6 +1,8 @@
 #include "test_util.h"
 
 #include <chrono>
+#include <fstream>
+#include <string>
 #include <thread>
 
 namespace pager::testing {
@@ -84,6 +86,15 @@ void Settle(Pager& p) {
     if (s.resident_pages <= s.limit_pages) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+uint64_t RssAnon() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) * 1024;
+  }
+  return 0;
 }
 
 std::string ModeName(const std::string& disable) { return disable.empty() ? "Move" : "WriteProtect"; }

@@ -44,6 +44,16 @@ Config TestConfig(uint64_t limit_pages);
 // watermark and no I/O in flight), up to a few seconds.
 void Settle(Pager& p);
 
+// RssAnon of this process, in bytes (/proc/self/status).
+uint64_t RssAnon();
+// Under TSan, RssAnon includes the sanitizer's shadow (several times the
+// program's memory): bounds on it say nothing there.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kRssIsMeaningful = false;
+#else
+inline constexpr bool kRssIsMeaningful = true;
+#endif
+
 // The eviction path modes every race test runs under.
 inline const char* const kModes[] = {"", "move"};  // default (MOVE), WP fallback
 std::string ModeName(const std::string& disable);

@@ -123,7 +123,7 @@ uint32_t PagerCore::Admit(uint32_t want) const {
   if (throttled()) return 0;
   // While the store refuses writes nothing can be evicted: the limit turns
   // soft rather than hanging the program (stats show eviction_paused).
-  if (eviction_paused()) return want;
+  if (eviction_paused() || stuck_) return want;
   if (resident_ >= limit_) return 0;
   return static_cast<uint32_t>(std::min<uint64_t>(want, limit_ - resident_));
 }

@@ -179,6 +179,7 @@ class PagerCore {
   uint64_t writes_in_flight_pages_ = 0;
 
   bool evicting_ = false;
+  bool stuck_ = false;  // nothing resident can be evicted: the limit is soft
   uint64_t paused_until_ns_ = 0;
   uint64_t pause_backoff_ns_ = 0;
   bool swap_full_ = false;

@@ -134,6 +134,8 @@ struct Stats {
   uint64_t limit_waits = 0;        // faults that waited for eviction at the limit
   uint64_t reserve_arena_bytes = 0;  // the reserve arena's share in use (in reserve_bytes)
   uint64_t reserve_overflows = 0;    // arena extents the pool could not hold (from the OS)
+  uint64_t limit_overruns = 0;       // times nothing resident could be evicted (read-only
+                                     // or locked mappings) and faults went over the limit
 
   BackendState backend = BackendState::kOk;
   bool eviction_paused = false;
