@@ -17,6 +17,7 @@
 #include <cstring>
 #include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "unique_fd.h"
 
@@ -31,37 +32,71 @@ constexpr size_t kSegmentSize = kStatsOffset + sizeof(StatsBlock);
 
 std::atomic<uint32_t> g_next_index{0};
 
-// The fds of this process's segments. A forked child shares their lock (a
-// flock belongs to the open file description), so it would keep a segment
-// "live" after its parent died or exec'd: the child closes its copies at once.
+// This process's segments. A forked child shares their lock (a flock
+// belongs to the open file, which the child's fd and its MAP_SHARED mapping
+// both hold), so it would keep a segment "live" after its parent died or
+// exec'd. The child lets go of the file at once: it closes its fd and swaps
+// its mapping for a private copy at the same address, so a pager object the
+// child still holds reads valid (frozen) counters.
+//
+// And a process that exits without destroying its pager (the preload's pager
+// lives until exit) still removes its files, from an atexit handler.
 constexpr int kMaxSegments = 64;
-std::atomic<int> g_segment_fds[kMaxSegments];
-std::once_flag g_atfork_once;
+struct Registered {
+  // -1 free, -2 being filled in, else the segment's fd: map and path are
+  // written before fd is published, so the handlers never see them half set.
+  std::atomic<int> fd{-1};
+  void* map = nullptr;
+  char path[256] = {};
+};
+Registered g_segments[kMaxSegments];
+std::once_flag g_handlers_once;
 
-void CloseSegmentFdsInChild() {
-  for (auto& fd : g_segment_fds) {
-    int f = fd.exchange(-1);
-    if (f >= 0) close(f);
+void ReleaseSegmentsInChild() {
+  for (auto& r : g_segments) {
+    int fd = r.fd.load(std::memory_order_acquire);
+    if (fd < 0) continue;
+    r.fd.store(-1);
+    close(fd);
+    void* m = r.map;
+    alignas(64) static char copy[kSegmentSize];  // the child runs one thread here
+    memcpy(copy, m, kSegmentSize);
+    if (mmap(m, kSegmentSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+      memcpy(m, copy, kSegmentSize);
+    }
   }
 }
 
-void RegisterSegmentFd(int fd) {
-  std::call_once(g_atfork_once, [] {
-    for (auto& f : g_segment_fds) f.store(-1);
-    pthread_atfork(nullptr, nullptr, CloseSegmentFdsInChild);
+// The pager may still be running: the file goes, the mapping stays.
+void UnlinkSegmentsAtExit() {
+  for (auto& r : g_segments) {
+    if (r.fd.load(std::memory_order_acquire) >= 0) unlink(r.path);
+  }
+}
+
+void Register(int fd, void* map, const std::string& path) {
+  std::call_once(g_handlers_once, [] {
+    pthread_atfork(nullptr, nullptr, ReleaseSegmentsInChild);
+    atexit(UnlinkSegmentsAtExit);
   });
-  for (auto& f : g_segment_fds) {
+  if (path.size() >= sizeof g_segments[0].path) return;
+  for (auto& r : g_segments) {
     int expected = -1;
-    if (f.compare_exchange_strong(expected, fd)) return;
+    if (r.fd.compare_exchange_strong(expected, -2)) {
+      r.map = map;
+      memcpy(r.path, path.c_str(), path.size() + 1);
+      r.fd.store(fd, std::memory_order_release);
+      return;
+    }
   }
-  // More segments than slots: this one's children keep it looking live.
+  // More segments than slots: this one's forked children keep it looking live.
 }
 
-// False if the fd was closed by CloseSegmentFdsInChild (we are a child).
-bool UnregisterSegmentFd(int fd) {
-  for (auto& f : g_segment_fds) {
+// False if a fork already released it (we are that child).
+bool Unregister(int fd) {
+  for (auto& r : g_segments) {
     int expected = fd;
-    if (f.compare_exchange_strong(expected, -1)) return true;
+    if (r.fd.compare_exchange_strong(expected, -1)) return true;
   }
   return false;
 }
@@ -90,6 +125,7 @@ std::string OwnCommandLine() {
   for (char& c : cmd) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   }
+  while (!cmd.empty() && cmd.back() == ' ') cmd.pop_back();
   return cmd;
 }
 
@@ -156,6 +192,20 @@ std::string StaleReason(int fd, pid_t pid, uint64_t start_time) {
   return "";
 }
 
+// Files of our pid that this process image did not make: left by the image
+// before an exec (or by an exit that skipped atexit). RemoveStaleStatsFile
+// spares our own live files (we hold their locks) and ones being created.
+void RemoveOwnLeftovers(const std::string& dir, pid_t me) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> mine;
+  while (dirent* e = readdir(d)) {
+    if (PidOfStatsName(e->d_name) == me) mine.push_back(dir + "/" + e->d_name);
+  }
+  closedir(d);
+  for (const std::string& path : mine) (void)RemoveStaleStatsFile(path);
+}
+
 }  // namespace
 
 uint64_t ProcessStartTime(pid_t pid) {
@@ -194,7 +244,6 @@ Result<std::unique_ptr<StatsSegment>> StatsSegment::Create(const std::string& di
   }
   if (fd < 0) return Status::FromErrno("stats file " + seg->path_, errno);
   seg->fd_ = fd;
-  RegisterSegmentFd(fd);
   // Taken before the header exists: a reader that finds the lock free and
   // the header empty knows the creator died (see FindStaleStatsFiles).
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) return Status::FromErrno("flock " + seg->path_, errno);
@@ -232,6 +281,8 @@ Result<std::unique_ptr<StatsSegment>> StatsSegment::Create(const std::string& di
   CopyString(h->cmdline, sizeof h->cmdline, OwnCommandLine());
   seg->block_ = new (static_cast<char*>(m) + kStatsOffset) StatsBlock();
   h->ready.store(1, std::memory_order_release);
+  Register(fd, m, seg->path_);
+  RemoveOwnLeftovers(dir, seg->owner_);
   return seg;
 }
 
@@ -239,7 +290,7 @@ StatsSegment::~StatsSegment() {
   if (map_ != nullptr) munmap(map_, map_len_);
   if (getpid() != owner_) return;  // a forked child's copy: the file is the parent's
   unlink(path_.c_str());
-  if (fd_ >= 0 && UnregisterSegmentFd(fd_)) close(fd_);
+  if (fd_ >= 0 && (Unregister(fd_) || block_ == nullptr)) close(fd_);
 }
 
 // ---- Readers (pager/monitor.h) ---------------------------------------------

@@ -1,0 +1,285 @@
+// libpager_preload.so: settings, start-up, fork and the stats line at exit.
+// See docs/preload.md for what is paged and what each variable does.
+//
+// Start-up runs in a constructor, before the program's own: read and check
+// every variable, create the unpaged arena, start the pager (any failure: one
+// line on stderr and exit status 127, the program never runs), then bind the
+// calling thread to a paged arena. In a setuid/setgid program (AT_SECURE)
+// nothing happens at all: the heap is jemalloc's, unpaged.
+//
+// Fork (pthread_atfork). Without UFFD_EVENT_FORK a child's copy of paged
+// memory is unregistered plain memory, and would read zeros where the parent
+// had evicted pages. So:
+//  - prepare: Pager::BeginFork brings every page home (past the limit if need
+//    be) and holds eviction, so the child inherits complete memory;
+//  - parent: EndFork resumes paging;
+//  - child: the parent's pager is abandoned (its threads do not exist here;
+//    the object is leaked, the child's copies of its userfaultfds are
+//    closed), and the child gets a pager of its own, started lazily by its
+//    first paged allocation or mmap, so fork+exec pays nothing in the child.
+//    New heap allocations come from fresh paged arenas; what the child
+//    inherited stays plain memory.
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "pager/pager.h"
+#include "pager/units.h"
+#include "preload.h"
+
+namespace pager::preload {
+
+PRELOAD_TLS bool t_pager_thread = false;
+PRELOAD_TLS int t_scope_depth = 0;
+PRELOAD_TLS int t_hook_depth = 0;
+
+namespace {
+
+constexpr int kRefuseExit = 127;
+constexpr int kMaxUffds = 8;
+
+Settings g_settings;
+Config* g_config = nullptr;  // allocated in pager context
+std::atomic<Pager*> g_pager{nullptr};
+// A fork child whose pager has not started yet.
+std::atomic<bool> g_child_pending{false};
+bool g_active = false;  // paging is configured in this process
+pthread_mutex_t g_start_mu = PTHREAD_MUTEX_INITIALIZER;
+int g_uffds[kMaxUffds];  // the running pager's userfaultfds
+int g_nuffds = 0;
+
+[[noreturn]] void Refuse(const std::string& why) {
+  std::string line = "libpager: " + why + " (program not started, exit status 127)\n";
+  ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+  _exit(kRefuseExit);
+}
+
+Status ReadFlag(const char* var, bool* out) {
+  const char* v = getenv(var);
+  if (v == nullptr) return Status();
+  if (strcmp(v, "0") == 0) {
+    *out = false;
+  } else if (strcmp(v, "1") == 0) {
+    *out = true;
+  } else {
+    return Status::Error(std::string(var) + "='" + v + "': expected 0 or 1");
+  }
+  return Status();
+}
+
+Status ReadSettings(Settings* s) {
+  if (const char* v = getenv("LIBPAGER_MMAP_THRESHOLD")) {
+    auto r = ParseSize(v);
+    if (!r.ok()) return Status::Error(std::string("LIBPAGER_MMAP_THRESHOLD='") + v + "': " + r.status().message());
+    s->mmap_threshold = *r;
+  }
+  Status st = ReadFlag("LIBPAGER_HEAP", &s->page_heap);
+  if (!st.ok()) return st;
+  const char* v = getenv("LIBPAGER_STATS_AT_EXIT");
+  if (v == nullptr || strcmp(v, "0") == 0) return Status();
+  // A duplicate, taken now: programs like sort(1) close stderr before exit.
+  s->stats_fd = v[0] == '/' ? open(v, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
+                            : (strcmp(v, "1") == 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100) : -2);
+  if (s->stats_fd == -2) return Status::Error(std::string("LIBPAGER_STATS_AT_EXIT='") + v + "': expected 0, 1 or an absolute path");
+  if (s->stats_fd < 0) return Status::FromErrno(std::string("LIBPAGER_STATS_AT_EXIT='") + v + "'", errno);
+  s->stats_at_exit = true;
+  return Status();
+}
+
+// The process's userfaultfds, by their /proc/self/fd link.
+std::vector<int> UffdFds() {
+  std::vector<int> fds;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return fds;
+  while (dirent* e = readdir(d)) {
+    char path[300], link[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = '\0';
+    if (strcmp(link, "anon_inode:[userfaultfd]") == 0) fds.push_back(atoi(e->d_name));
+  }
+  closedir(d);
+  return fds;
+}
+
+// A local swap file is unlinked as soon as it exists: the pager is never
+// stopped (see Fini), and an unlinked file still serves it through its fd
+// but cannot outlive the process. Its name is libpager-HOST-PID-N.swap.
+void UnlinkLocalSwapFile(const Config& cfg) {
+  std::string dir = cfg.swap;
+  if (dir.empty()) {
+    const char* t = getenv("TMPDIR");
+    dir = t != nullptr && t[0] == '/' ? t : "/var/tmp";
+  }
+  if (dir.rfind("file://", 0) == 0) dir = dir.substr(7);
+  if (dir.empty() || dir[0] != '/') return;
+  const std::string tag = "-" + std::to_string(getpid()) + "-";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.rfind("libpager-", 0) == 0 && name.size() > 5 && name.compare(name.size() - 5, 5, ".swap") == 0 &&
+        name.find(tag) != std::string::npos) {
+      unlinkat(dirfd(d), name.c_str(), 0);
+    }
+  }
+  closedir(d);
+}
+
+// Caller holds g_start_mu, in pager context.
+Pager* StartPager(std::string* err) {
+  std::vector<int> before = UffdFds();
+  auto r = Pager::Create(*g_config);
+  if (!r.ok()) {
+    *err = r.status().message();
+    return nullptr;
+  }
+  g_nuffds = 0;
+  for (int fd : UffdFds()) {
+    bool old = false;
+    for (int b : before) old |= b == fd;
+    if (!old && g_nuffds < kMaxUffds) g_uffds[g_nuffds++] = fd;
+  }
+  UnlinkLocalSwapFile(*g_config);
+  return r->release();
+}
+
+void ForkPrepare() {
+  if (Pager* p = g_pager.load()) {
+    PagerScope scope;
+    p->BeginFork();
+  }
+}
+
+void ForkParent() {
+  if (Pager* p = g_pager.load()) {
+    PagerScope scope;
+    p->EndFork();
+  }
+}
+
+void ForkChild() {
+  if (!g_active) return;
+  // The parent's pager: its threads are gone; leaked, never touched again.
+  g_pager.store(nullptr);
+  g_start_mu = PTHREAD_MUTEX_INITIALIZER;
+  // The child's copies would keep the parent's userfaultfd context alive
+  // after the parent closes it.
+  for (int i = 0; i < g_nuffds; i++) close(g_uffds[i]);
+  g_nuffds = 0;
+  RangesAfterForkChild();
+  g_child_pending.store(true);
+  HeapAfterForkChild();
+}
+
+__attribute__((constructor)) void Init() {
+  if (getauxval(AT_SECURE) != 0) return;  // setuid/setgid: never paged
+  auto cfg = Config::FromEnvironment();
+  if (!cfg.ok()) Refuse(cfg.status().message());
+  Status s = ReadSettings(&g_settings);
+  if (!s.ok()) Refuse(s.message());
+  s = cfg->Validate();
+  if (!s.ok()) Refuse(s.message());
+  if (!HeapInit()) Refuse("jemalloc: cannot create the pager's arena");
+  {
+    PagerScope scope;
+    g_config = new Config(*cfg);
+    pthread_mutex_lock(&g_start_mu);
+    std::string err;
+    Pager* p = StartPager(&err);
+    pthread_mutex_unlock(&g_start_mu);
+    if (p == nullptr) Refuse(err);
+    g_pager.store(p);
+  }
+  g_active = true;
+  pthread_atfork(ForkPrepare, ForkParent, ForkChild);
+  BindProgramThread();
+}
+
+// The pager is never stopped: stopping brings every swapped page home, which
+// at exit would cost a full swap-in past the limit, and the program's last
+// exit handlers (and stdio's flush after them) may still touch paged memory.
+// Its threads end with the process.
+__attribute__((destructor)) void Fini() {
+  if (!g_settings.stats_at_exit) return;
+  Pager* p = g_pager.load();
+  if (p == nullptr) return;
+  PagerScope scope;
+  p->Sync();
+  Stats st = p->GetStats();
+  char line[1024];
+  int n = snprintf(line, sizeof line,
+          "libpager[%d]: stats: limit=%llu resident=%llu mapped=%llu heap_extents=%llu evictions=%llu written=%llu "
+          "clean=%llu swapins=%llu zero_faults=%llu inactive_faults=%llu bytes_written=%llu bytes_read=%llu "
+          "io_errors=%llu checksum_failures=%llu\n",
+          getpid(),
+          static_cast<unsigned long long>(st.limit_pages * kPageSize),
+          static_cast<unsigned long long>(st.resident_pages * kPageSize),
+          static_cast<unsigned long long>(st.mapped_bytes),
+          static_cast<unsigned long long>(HeapExtentBytes()),
+          static_cast<unsigned long long>(st.evictions_written + st.evictions_clean),
+          static_cast<unsigned long long>(st.evictions_written),
+          static_cast<unsigned long long>(st.evictions_clean),
+          static_cast<unsigned long long>(st.faults_swapin),
+          static_cast<unsigned long long>(st.faults_zero),
+          static_cast<unsigned long long>(st.faults_inactive),
+          static_cast<unsigned long long>(st.bytes_written),
+          static_cast<unsigned long long>(st.bytes_read),
+          static_cast<unsigned long long>(st.io_errors),
+          static_cast<unsigned long long>(st.checksum_failures));
+  if (n > 0) {
+    ssize_t ignored = write(g_settings.stats_fd, line, std::min<size_t>(n, sizeof line - 1));
+    (void)ignored;
+  }
+}
+
+}  // namespace
+
+const Settings& settings() { return g_settings; }
+
+Pager* CurrentPager() {
+  Pager* p = g_pager.load(std::memory_order_acquire);
+  if (p != nullptr || !g_child_pending.load(std::memory_order_acquire) || t_pager_thread) return p;
+  // A fork child's first paged allocation or mapping: start its own pager.
+  PagerScope scope;
+  pthread_mutex_lock(&g_start_mu);
+  p = g_pager.load();
+  if (p == nullptr && g_child_pending.load()) {
+    std::string err;
+    p = StartPager(&err);
+    if (p == nullptr) LogLine("fork child: cannot start a pager (%s); its new memory is not paged", err.c_str());
+    g_pager.store(p);
+    g_child_pending.store(false);
+  }
+  pthread_mutex_unlock(&g_start_mu);
+  return p;
+}
+
+void LogLine(const char* fmt, ...) {
+  char buf[1024];
+  int n = snprintf(buf, sizeof buf, "libpager[%d]: ", getpid());
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
+  va_end(ap);
+  size_t len = n + (m < 0 ? 0 : m);
+  if (len > sizeof buf - 2) len = sizeof buf - 2;
+  buf[len++] = '\n';
+  ssize_t ignored = write(STDERR_FILENO, buf, len);
+  (void)ignored;
+}
+
+}  // namespace pager::preload

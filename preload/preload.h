@@ -1,0 +1,107 @@
+// libpager_preload.so: the parts of the preload and what they share.
+//
+//   preload.cc    settings, start-up, fork, the stats line at exit
+//   heap.cc       jemalloc: paged arenas (extent hooks), the pager's own
+//                 unpaged arena, binding threads to them
+//   interpose.cc  mmap, mmap64, munmap, mremap, madvise, pthread_create
+//   ranges.cc     the ranges this process has handed to the pager
+//
+// Who may touch paged memory. A fault in paged memory is served by the
+// pager's thread; if that thread (or a thread it waits for, like a store
+// worker) touches paged memory itself, nothing serves the fault and the
+// process hangs. So:
+//  - every thread the pager starts is a "pager thread" (t_pager_thread): it
+//    allocates from the unpaged arena and its mmaps are never adopted;
+//  - a program thread calling into the pager does so inside a PagerScope,
+//    which moves its allocations to the unpaged arena for the duration (the
+//    pager keeps what it allocates there, e.g. its region map);
+//  - jemalloc's own metadata never lives in paged extents.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pager {
+class Pager;
+}
+
+namespace pager::preload {
+
+// ---- settings (preload.cc) -------------------------------------------------
+struct Settings {
+  uint64_t mmap_threshold = 1ull << 20;  // LIBPAGER_MMAP_THRESHOLD; 0 = no mmap is paged
+  bool page_heap = true;                 // LIBPAGER_HEAP=0|1
+  // LIBPAGER_STATS_AT_EXIT: 0 (default), 1 (stderr as it was at start), or
+  // an absolute path the line is appended to.
+  bool stats_at_exit = false;
+  int stats_fd = -1;
+};
+const Settings& settings();
+
+// The running pager, or nullptr (not started, disabled, or a fork child
+// whose own pager has not started yet: then this starts it).
+Pager* CurrentPager();
+
+// ---- thread roles ------------------------------------------------------------
+// Initial-exec TLS: no allocation on first access, so usable inside malloc's
+// hooks.
+#define PRELOAD_TLS __attribute__((tls_model("initial-exec"))) thread_local
+extern PRELOAD_TLS bool t_pager_thread;  // started by the pager
+extern PRELOAD_TLS int t_scope_depth;    // inside a PagerScope
+extern PRELOAD_TLS int t_hook_depth;     // inside a jemalloc extent hook
+
+// True when this thread's allocations and mmaps belong to the pager.
+inline bool InPagerContext() { return t_pager_thread || t_scope_depth > 0 || t_hook_depth > 0; }
+
+// Program thread calling into the pager: allocations go to the unpaged arena
+// (and threads created meanwhile are pager threads) until the scope ends.
+class PagerScope {
+ public:
+  PagerScope();
+  ~PagerScope();
+  PagerScope(const PagerScope&) = delete;
+  PagerScope& operator=(const PagerScope&) = delete;
+
+ private:
+  unsigned saved_arena_ = 0;  // 0: nothing to restore
+};
+
+// ---- heap (heap.cc) ----------------------------------------------------------
+// Creates the unpaged arena; after this, BindPagerThread works. Returns false
+// with jemalloc unusable (message logged).
+bool HeapInit();
+// Binds the calling thread: a program thread to one of the paged arenas
+// (when the heap is paged), a pager thread to the unpaged arena.
+void BindProgramThread();
+void BindPagerThread();
+// The arena the calling thread allocates from now; 0 if unknown.
+unsigned CurrentArena();
+void SetArena(unsigned arena, bool flush_tcache);
+unsigned UnpagedArena();
+// Fork child: paged arenas are forgotten (their extents are plain memory in
+// the child) and the calling thread is bound to a fresh one.
+void HeapAfterForkChild();
+// Extents handed to the pager so far (for the stats line).
+uint64_t HeapExtentBytes();
+
+// ---- ranges (ranges.cc) ---------------------------------------------------------
+// Adopts [addr, addr+len) into the current pager and records it. Silent when
+// no pager runs; a refused adoption is logged once and the range stays plain.
+void AdoptRange(void* addr, size_t len);
+bool IsPaged(const void* addr, size_t len);
+void ForgetRanges(uintptr_t addr, size_t len);
+// Records a range the pager already has (an mremap'ed paged range).
+void RecordRange(uintptr_t addr, size_t len);
+// Fork child: the parent's ranges are plain memory here.
+void RangesAfterForkChild();
+
+// ---- raw system calls (interpose.cc) -------------------------------------------
+// Never interposed: the preload, jemalloc and libpager map their own memory
+// with these (the link wraps their mmap/munmap/madvise/mremap calls here).
+void* RawMmap(void* addr, size_t len, int prot, int flags, int fd, long off);
+int RawMunmap(void* addr, size_t len);
+int RawMadvise(void* addr, size_t len, int advice);
+
+void LogLine(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+}  // namespace pager::preload

@@ -1,0 +1,521 @@
+// pagerctl, driven as a user would: its argument errors and exit codes, `run`
+// handing the program its environment and passing its status through, and
+// ps/stats/top/gc against real paged processes (tests/paged_helper.cc) that
+// publish into a private stats directory.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "nfs_server.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+#define EXPECT_CONTAINS(text, part) \
+  EXPECT_NE(std::string(text).find(part), std::string::npos) << "'" << (text) << "' does not mention '" << (part) << "'"
+
+struct Output {
+  int status = -1;  // exit status, or 128 + signal
+  std::string out, err;
+};
+
+std::vector<char*> Envp(const std::map<std::string, std::string>& extra, std::vector<std::string>* storage) {
+  for (char** e = environ; *e != nullptr; e++) {
+    std::string kv = *e;
+    if (extra.count(kv.substr(0, kv.find('='))) == 0) storage->push_back(kv);
+  }
+  for (const auto& [k, v] : extra) storage->push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : *storage) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  return envp;
+}
+
+std::vector<char*> Argv(std::vector<std::string>& args) {
+  std::vector<char*> v;
+  for (auto& a : args) v.push_back(a.data());
+  v.push_back(nullptr);
+  return v;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char t[] = "/tmp/cli_test.XXXXXX";
+    path_ = mkdtemp(t);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs pagerctl with `args` (and extra environment) to completion.
+Output Pagerctl(std::vector<std::string> args, const std::map<std::string, std::string>& env = {}) {
+  TempDir tmp;
+  const std::string out = tmp.path() + "/out", err = tmp.path() + "/err";
+  args.insert(args.begin(), PAGERCTL);
+  std::vector<std::string> storage;
+  auto envp = Envp(env, &storage);
+  auto argv = Argv(args);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int n = open("/dev/null", O_RDONLY);
+    dup2(n, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(99);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  Output r;
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = Slurp(out);
+  r.err = Slurp(err);
+  return r;
+}
+
+// A paged_helper process: paged activity done, idling until Stop() or Kill().
+class Helper {
+ public:
+  Helper(uint64_t pages, const std::map<std::string, std::string>& env) {
+    int in[2], out[2];
+    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);  // no other child may hold its stdin open
+    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+    std::vector<std::string> args = {PAGED_HELPER, std::to_string(pages)};
+    std::vector<std::string> storage;
+    auto envp = Envp(env, &storage);
+    auto argv = Argv(args);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      close(in[1]);
+      close(out[0]);
+      execve(argv[0], argv.data(), envp.data());
+      _exit(99);
+    }
+    close(in[0]);
+    close(out[1]);
+    stdin_ = in[1];
+    FILE* f = fdopen(out[0], "r");
+    char line[2048];
+    if (fgets(line, sizeof line, f) != nullptr) ready_ = line;
+    fclose(f);
+    std::istringstream ss(ready_);
+    std::string word;
+    ss >> word;
+    while (ss >> word) {
+      size_t eq = word.find('=');
+      counters_[word.substr(0, eq)] = std::stoull(word.substr(eq + 1));
+    }
+  }
+  ~Helper() { Stop(); }
+
+  bool ready() const { return ready_.rfind("ready ", 0) == 0; }
+  pid_t pid() const { return pid_; }
+  uint64_t counter(const std::string& name) const { return counters_.at(name); }
+
+  void Send(const std::string& line) { EXPECT_EQ(write(stdin_, line.data(), line.size()), ssize_t(line.size())); }
+  // Closes its stdin: it destroys its pager and exits 0.
+  int Stop() {
+    if (pid_ <= 0) return -1;
+    close(stdin_);
+    int st = 0;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+  // A crash: nothing of the pager's teardown runs.
+  void Kill() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    close(stdin_);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  std::string ready_;
+  std::map<std::string, uint64_t> counters_;
+};
+
+// The number at "key": inside the object at "group": of a JSON document.
+uint64_t JsonNumber(const std::string& json, const std::string& group, const std::string& key) {
+  size_t g = group.empty() ? 0 : json.find("\"" + group + "\":{");
+  if (g == std::string::npos) ADD_FAILURE() << "no group " << group << " in " << json;
+  size_t k = json.find("\"" + key + "\":", g == std::string::npos ? 0 : g);
+  if (k == std::string::npos) {
+    ADD_FAILURE() << "no key " << key << " in " << json;
+    return ~0ull;
+  }
+  return std::stoull(json.substr(k + key.size() + 3));
+}
+
+// ---- Arguments and exit codes ----------------------------------------------
+
+TEST(PagerctlArgs, EverySubcommandHasHelpAndExitsZero) {
+  for (const char* cmd : {"run", "ps", "stats", "top", "gc"}) {
+    Output r = Pagerctl({cmd, "--help"});
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_EQ(r.out.rfind(std::string("usage: pagerctl ") + cmd, 0), 0u) << cmd << ": " << r.out;
+  }
+  EXPECT_EQ(Pagerctl({"--help"}).status, 0);
+}
+
+TEST(PagerctlArgs, UnknownCommandOrOptionIsAUsageError) {
+  Output r = Pagerctl({"frobnicate"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_CONTAINS(r.err, "unknown command 'frobnicate'");
+  r = Pagerctl({"ps", "--bogus"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_CONTAINS(r.err, "bogus");
+  EXPECT_CONTAINS(r.err, "pagerctl ps --help");
+  EXPECT_EQ(Pagerctl({}).status, 2);
+}
+
+TEST(PagerctlArgs, BadSizeNamesTheOptionAndExitsTwo) {
+  Output r = Pagerctl({"run", "--limit", "12X", "--preload", FAKE_PRELOAD, "--", "true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_CONTAINS(r.err, "--limit");
+  EXPECT_CONTAINS(r.err, "12X");
+  r = Pagerctl({"run", "--limit", "64M", "--reserve", "lots", "--preload", FAKE_PRELOAD, "--", "true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_CONTAINS(r.err, "--reserve");
+}
+
+TEST(PagerctlArgs, MissingLimitAndInvalidCombinationsExitTwo) {
+  Output r = Pagerctl({"run", "--preload", FAKE_PRELOAD, "--", "true"}, {{"LIBPAGER_LIMIT", ""}});
+  EXPECT_EQ(r.status, 2);
+  // An empty LIBPAGER_LIMIT is itself unparsable; unset it instead.
+  r = Pagerctl({"run", "--preload", FAKE_PRELOAD, "--limit", "4M", "--reserve", "8M", "--", "true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_CONTAINS(r.err, "below the reserve");
+  r = Pagerctl({"run", "--limit", "64M", "--preload", FAKE_PRELOAD});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_CONTAINS(r.err, "no PROGRAM");
+  r = Pagerctl({"run", "--limit", "64M", "--preload", FAKE_PRELOAD, "--", "no-such-program-pagerctl-test"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_CONTAINS(r.err, "not found");
+}
+
+TEST(PagerctlArgs, UnwritableSwapDirectoryExitsTwoBeforeTheProgramRuns) {
+  TempDir d;
+  chmod(d.path().c_str(), 0500);
+  const std::string marker = d.path() + "/../cli_test_ran." + std::to_string(getpid());
+  Output r = Pagerctl({"run", "--limit", "64M", "--swap", "/proc", "--preload", FAKE_PRELOAD, "--", "touch", marker});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_CONTAINS(r.err, "--swap");
+  EXPECT_CONTAINS(r.err, "/proc");
+  EXPECT_FALSE(fs::exists(marker)) << "the program ran despite the bad swap location";
+  fs::remove(marker);
+}
+
+TEST(PagerctlArgs, UnreachableServerExitsTwoWithinTheConnectTimeout) {
+  auto t0 = std::chrono::steady_clock::now();
+  Output r = Pagerctl({"run", "--limit", "64M", "--swap", "nfs://127.0.0.1/export?nfsport=1&mountport=1",
+                       "--connect-timeout", "1s", "--preload", FAKE_PRELOAD, "--", "true"});
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_CONTAINS(r.err, "127.0.0.1");
+  EXPECT_LT(secs, 8) << "the connect timeout was not applied";
+}
+
+// ---- run ----------------------------------------------------------------------
+
+TEST(PagerctlRun, ExecsTheProgramWithThePreloadAndSettingsAndPassesItsStatus) {
+  TempDir stats;
+  Output r = Pagerctl({"run", "--limit", "64M", "--swap", "memory:", "--reserve", "2M", "--mmap-threshold", "1M",
+                       "--stats-dir", stats.path(), "--preload", FAKE_PRELOAD, "sh", "-c",
+                       "echo \"$LD_PRELOAD|$LIBPAGER_LIMIT|$LIBPAGER_SWAP|$LIBPAGER_RESERVE|"
+                       "$LIBPAGER_MMAP_THRESHOLD|$LIBPAGER_STATS_DIR\"; exit 7"});
+  EXPECT_EQ(r.status, 7) << r.err;
+  EXPECT_EQ(r.out, std::string(FAKE_PRELOAD) + "|67108864|memory:|2097152|1048576|" + stats.path() + "\n");
+}
+
+TEST(PagerctlRun, OptionsAfterTheProgramAreTheProgramsOwn) {
+  Output r = Pagerctl({"run", "--limit", "64M", "--swap", "memory:", "--preload", FAKE_PRELOAD, "echo", "--limit",
+                       "x"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "--limit x\n");
+}
+
+TEST(PagerctlRun, DefaultSwapIsAFileInTmpdirAndChecked) {
+  TempDir tmp;
+  Output r = Pagerctl({"run", "--limit", "64M", "--preload", FAKE_PRELOAD, "--", "sh", "-c", "echo $LIBPAGER_SWAP"},
+                      {{"TMPDIR", tmp.path()}, {"LIBPAGER_SWAP", ""}});
+  // LIBPAGER_SWAP="" counts as unset: the default applies.
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, tmp.path() + "\n");
+  EXPECT_TRUE(fs::is_empty(tmp.path())) << "the check's swap file was left behind";
+}
+
+// ---- stats, ps, top, gc against live paged processes ------------------------
+
+constexpr uint64_t kLimitPages = 256, kPages = 1024;
+
+std::map<std::string, std::string> HelperEnv(const std::string& stats_dir, const std::string& swap = "memory:") {
+  return {{"LIBPAGER_LIMIT", std::to_string(kLimitPages * 4096)},
+          {"LIBPAGER_RESERVE", "1M"},
+          {"LIBPAGER_SWAP", swap},
+          {"LIBPAGER_STATS_DIR", stats_dir}};
+}
+
+TEST(PagerctlStats, JsonReportsTheProcesssActualActivity) {
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h.ready());
+  Output r = Pagerctl({"stats", std::to_string(h.pid()), "--json", "--stats-dir", stats.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string& j = r.out;
+  EXPECT_EQ(JsonNumber(j, "", "pid"), static_cast<uint64_t>(h.pid()));
+  EXPECT_CONTAINS(j, "paged_helper");
+  // What the program did: 1024 pages written once under a 256-page limit,
+  // then read back.
+  EXPECT_EQ(JsonNumber(j, "memory", "limit_bytes"), kLimitPages * 4096);
+  EXPECT_EQ(JsonNumber(j, "memory", "mapped_bytes"), kPages * 4096);
+  EXPECT_EQ(JsonNumber(j, "faults", "pages_zero_filled"), kPages);
+  EXPECT_GE(JsonNumber(j, "faults", "swapin"), 1u);
+  EXPECT_GE(JsonNumber(j, "evictions", "written"), kPages - kLimitPages);
+  EXPECT_GE(JsonNumber(j, "store", "bytes_written"), (kPages - kLimitPages) * 4096);
+  EXPECT_GE(JsonNumber(j, "store", "bytes_read"), (kPages - kLimitPages) * 4096);
+  EXPECT_LE(JsonNumber(j, "memory", "resident_bytes"), kLimitPages * 4096);
+  EXPECT_GE(JsonNumber(j, "memory", "resident_bytes") + JsonNumber(j, "memory", "swapped_bytes"), kPages * 4096);
+  // And exactly what the process itself counted.
+  EXPECT_EQ(JsonNumber(j, "faults", "zero"), h.counter("faults_zero"));
+  EXPECT_EQ(JsonNumber(j, "faults", "swapin"), h.counter("faults_swapin"));
+  EXPECT_EQ(JsonNumber(j, "faults", "inactive"), h.counter("faults_inactive"));
+  EXPECT_EQ(JsonNumber(j, "evictions", "clean"), h.counter("evictions_clean"));
+  EXPECT_EQ(JsonNumber(j, "evictions", "written"), h.counter("evictions_written"));
+  EXPECT_EQ(JsonNumber(j, "store", "bytes_read"), h.counter("bytes_read"));
+  EXPECT_EQ(JsonNumber(j, "store", "bytes_written"), h.counter("bytes_written"));
+  EXPECT_EQ(JsonNumber(j, "memory", "swapped_bytes"), h.counter("swapped_pages") * 4096);
+  EXPECT_CONTAINS(j, "\"state\":\"ok\"");
+  EXPECT_EQ(h.Stop(), 0);
+}
+
+TEST(PagerctlStats, HumanOutputHasEverySection) {
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h.ready());
+  Output r = Pagerctl({"stats", std::to_string(h.pid()), "--stats-dir", stats.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* part : {"memory\n", "faults\n", "evictions\n", "store\n", "reserve\n", "throttle\n", "latency",
+                           "write-backs", "slots in use", "lowest", "throttled time"}) {
+    EXPECT_CONTAINS(r.out, part);
+  }
+  EXPECT_CONTAINS(r.out, "(" + std::to_string(kPages) + " pages filled)");
+}
+
+TEST(PagerctlStats, WatchRepeatsAndEndsWhenTheProcessExits) {
+  TempDir stats;
+  auto h = std::make_unique<Helper>(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h->ready());
+  const pid_t pid = h->pid();
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    h->Stop();
+  });
+  Output r = Pagerctl({"stats", std::to_string(pid), "--json", "--watch", "100ms", "--stats-dir", stats.path()});
+  stopper.join();
+  EXPECT_EQ(r.status, 0) << r.err;
+  size_t lines = std::count(r.out.begin(), r.out.end(), '\n');
+  EXPECT_GE(lines, 3u) << r.out;
+  EXPECT_CONTAINS(r.err, "exited");
+}
+
+// The point of publishing in shared memory: a pager whose server died, with
+// a thread stuck on a fault, is still seen, as reconnecting, at once.
+TEST(PagerctlStats, ShowsAPagerStuckOnADeadServer) {
+  pager::testing::NfsServer server;
+  if (!server.Start()) GTEST_SKIP() << "no NFS server: " << server.error();
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path(), server.url()));
+  ASSERT_TRUE(h.ready());
+  const std::string pid = std::to_string(h.pid());
+  server.Kill();
+  h.Send("touch\n");  // faults on swapped pages: stuck until the server is back
+  std::string state;
+  for (int i = 0; i < 100 && state.find("reconnecting") == std::string::npos; i++) {
+    auto t0 = std::chrono::steady_clock::now();
+    Output r = Pagerctl({"stats", pid, "--json", "--stats-dir", stats.path()});
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_EQ(r.status, 0) << r.err;
+    ASSERT_LT(secs, 2.0) << "pagerctl waited on the stuck pager";
+    size_t at = r.out.find("\"state\":");
+    state = at == std::string::npos ? "" : r.out.substr(at, 24);
+    usleep(100000);
+  }
+  EXPECT_CONTAINS(state, "reconnecting");
+  Output ps = Pagerctl({"ps", "--stats-dir", stats.path()});
+  EXPECT_CONTAINS(ps.out, "reconnecting");
+  ASSERT_TRUE(server.Restart()) << server.error();
+  for (int i = 0; i < 200 && state.find("\"ok\"") == std::string::npos; i++) {
+    usleep(100000);
+    Output r = Pagerctl({"stats", pid, "--json", "--stats-dir", stats.path()});
+    size_t at = r.out.find("\"state\":");
+    state = at == std::string::npos ? "" : r.out.substr(at, 24);
+  }
+  EXPECT_CONTAINS(state, "\"ok\"");
+  EXPECT_EQ(h.Stop(), 0);
+}
+
+TEST(PagerctlStats, UnknownPidIsARuntimeErrorAndAGarbledOneAUsageError) {
+  TempDir stats;
+  Output r = Pagerctl({"stats", "999999", "--stats-dir", stats.path()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_CONTAINS(r.err, "no paged process 999999");
+  EXPECT_EQ(Pagerctl({"stats", "12abc", "--stats-dir", stats.path()}).status, 2);
+  EXPECT_EQ(Pagerctl({"stats", "--stats-dir", stats.path()}).status, 2);
+}
+
+TEST(PagerctlPs, ListsThePagedProcessAndNotAGoneOne) {
+  TempDir stats;
+  Helper live(kPages, HelperEnv(stats.path()));
+  Helper dead(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(live.ready() && dead.ready());
+  const pid_t dead_pid = dead.pid();
+  dead.Kill();
+  Output r = Pagerctl({"ps", "--stats-dir", stats.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string header, line;
+  std::getline(lines, header);
+  EXPECT_EQ(header.rfind("PID", 0), 0u);
+  for (const char* col : {"LIMIT", "RESIDENT", "SWAPPED", "FAULTS/S", "THROTTLED", "BACKEND", "COMMAND"}) {
+    EXPECT_CONTAINS(header, col);
+  }
+  std::vector<std::string> rows;
+  while (std::getline(lines, line)) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 1u) << r.out;
+  EXPECT_EQ(rows[0].rfind(std::to_string(live.pid()) + " ", 0), 0u) << rows[0];
+  EXPECT_CONTAINS(rows[0], "1.00 MiB");  // the limit
+  EXPECT_CONTAINS(rows[0], " ok ");
+  EXPECT_CONTAINS(rows[0], "paged_helper 1024");
+  // --all shows the leftover, marked.
+  r = Pagerctl({"ps", "--all", "--stats-dir", stats.path()});
+  EXPECT_CONTAINS(r.out, std::to_string(dead_pid));
+  EXPECT_CONTAINS(r.out, "stale");
+  r = Pagerctl({"ps", "--json", "--stats-dir", stats.path()});
+  EXPECT_EQ(r.out.rfind("{\"processes\":[{\"pid\":" + std::to_string(live.pid()) + ",", 0), 0u) << r.out;
+}
+
+TEST(PagerctlTop, PrintsTheTableAndStopsAfterIterations) {
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h.ready());
+  Output r = Pagerctl({"top", "-n", "2", "-i", "100ms", "--stats-dir", stats.path()});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "1 paged process,");
+  EXPECT_CONTAINS(r.out, std::to_string(h.pid()) + " ");
+  EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << "escape codes written to a pipe";
+}
+
+// In a real terminal (tmux): refreshes in place and quits on 'q', giving
+// the terminal back.
+TEST(PagerctlTop, QuitsOnQInATerminal) {
+  if (system("command -v tmux >/dev/null 2>&1") != 0) GTEST_SKIP() << "tmux is not installed";
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h.ready());
+  const std::string session = "cli_test_top_" + std::to_string(getpid());
+  const std::string done = stats.path() + "/../" + session + ".done";
+  auto sh = [](const std::string& cmd) { return system(cmd.c_str()); };
+  ASSERT_EQ(sh("tmux new-session -d -s " + session + " -x 150 -y 20 '" + PAGERCTL + " top -i 100ms --stats-dir " +
+               stats.path() + "; stty -a > " + done + ".stty; echo $? > " + done + "; sleep 10'"),
+            0);
+  auto capture = [&] {
+    sh("tmux capture-pane -p -t " + session + " > " + stats.path() + "/pane");
+    return Slurp(stats.path() + "/pane");
+  };
+  std::string pane;
+  for (int i = 0; i < 100 && pane.find(std::to_string(h.pid()) + " ") == std::string::npos; i++) {
+    usleep(50000);
+    pane = capture();
+  }
+  EXPECT_CONTAINS(pane, "pagerctl top");
+  EXPECT_CONTAINS(pane, "(q quits)");
+  EXPECT_CONTAINS(pane, std::to_string(h.pid()) + " ");
+  sh("tmux send-keys -t " + session + " q");
+  for (int i = 0; i < 100 && !fs::exists(done); i++) usleep(50000);
+  std::string status = Slurp(done), stty = Slurp(done + ".stty");
+  sh("tmux kill-session -t " + session + " 2>/dev/null");
+  fs::remove(done);
+  fs::remove(done + ".stty");
+  EXPECT_EQ(status, "0\n") << "top did not quit on 'q'";
+  EXPECT_CONTAINS(stty, " icanon");
+  EXPECT_EQ(stty.find("-icanon"), std::string::npos) << "the terminal was left in raw mode: " << stty;
+}
+
+TEST(PagerctlGc, RemovesACrashedProcesssLeftoversAndNothingElse) {
+  TempDir stats, swap;
+  Helper live(kPages, HelperEnv(stats.path(), swap.path()));
+  Helper crashed(kPages, HelperEnv(stats.path(), swap.path()));
+  ASSERT_TRUE(live.ready() && crashed.ready());
+  const std::string crashed_pid = std::to_string(crashed.pid()), live_pid = std::to_string(live.pid());
+  crashed.Kill();
+  // Bystanders: another host's swap file of a dead pid (on a shared
+  // directory), an unrelated file, and a look-alike name.
+  for (const char* name : {"libpager-otherhost-999999-0.swap", "notes.txt", "libpager-x.swap"}) {
+    std::ofstream(swap.path() + "/" + name) << "x";
+  }
+  std::ofstream(stats.path() + "/libpager.notanumber") << "x";
+  auto names = [](const std::string& dir) {
+    std::vector<std::string> v;
+    for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename());
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  auto before_swap = names(swap.path()), before_stats = names(stats.path());
+  ASSERT_EQ(before_stats.size(), 3u);
+  ASSERT_EQ(before_swap.size(), 5u);
+
+  Output dry = Pagerctl({"gc", "--dry-run", "--stats-dir", stats.path(), "--swap-dir", swap.path()});
+  EXPECT_EQ(dry.status, 0) << dry.err;
+  EXPECT_EQ(names(stats.path()), before_stats) << "--dry-run removed something";
+  EXPECT_EQ(names(swap.path()), before_swap) << "--dry-run removed something";
+
+  Output r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap-dir", swap.path()}, {{"TMPDIR", swap.path()}});
+  EXPECT_EQ(r.status, 0) << r.err;
+  char host[64] = "";
+  gethostname(host, sizeof host - 1);
+  EXPECT_EQ(names(stats.path()), (std::vector<std::string>{"libpager." + live_pid + ".0", "libpager.notanumber"}));
+  std::vector<std::string> kept = {"libpager-" + std::string(host) + "-" + live_pid + "-0.swap",
+                                    "libpager-otherhost-999999-0.swap", "libpager-x.swap", "notes.txt"};
+  std::sort(kept.begin(), kept.end());
+  EXPECT_EQ(names(swap.path()), kept);
+  EXPECT_CONTAINS(r.out, "libpager." + crashed_pid + ".0");
+  EXPECT_CONTAINS(r.out, "-" + crashed_pid + "-0.swap");
+  // The live process is untouched and still visible.
+  EXPECT_CONTAINS(Pagerctl({"ps", "--stats-dir", stats.path()}).out, live_pid + " ");
+  EXPECT_EQ(live.Stop(), 0);
+  EXPECT_EQ(Pagerctl({"gc", "--swap-dir", "nfs://127.0.0.1/export"}).status, 2);
+}
+
+}  // namespace

@@ -1,0 +1,288 @@
+// A program run under libpager_preload.so by preload_test: it allocates,
+// writes page-specific patterns, checks every byte, and says "ok" (exit 0)
+// or what went wrong (exit 1). It knows nothing of libpager.
+//
+//   preload_probe heap MB       every allocation call, MB of heap in total
+//   preload_probe mmap MB       big mmaps with mremap, munmap, madvise, mprotect
+//   preload_probe threads MB N  N threads, each with MB/N of heap, cross-thread frees
+//   preload_probe fork MB       a child checks every page inherited, allocates MB of its own
+//   preload_probe spawn         system, popen, posix_spawn
+#include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+constexpr size_t kPage = 4096;
+int g_failures = 0;
+
+#define CHECK(cond)                                                    \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      fprintf(stderr, "probe: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+      g_failures++;                                                    \
+    }                                                                  \
+  } while (0)
+
+uint64_t Word(uint64_t seed, uint64_t i) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + i * 0xBF58476D1CE4E5B9ull;
+  return x ^ (x >> 29);
+}
+void Fill(void* p, size_t bytes, uint64_t seed) {
+  auto* w = static_cast<uint64_t*>(p);
+  for (size_t i = 0; i < bytes / 8; i++) w[i] = Word(seed, i);
+}
+bool Check(const void* p, size_t bytes, uint64_t seed) {
+  auto* w = static_cast<const uint64_t*>(p);
+  for (size_t i = 0; i < bytes / 8; i++) {
+    if (w[i] != Word(seed, i)) return false;
+  }
+  return true;
+}
+// Check() of the part [off, off+bytes) of a range filled from `base`.
+bool CheckPart(const void* base, size_t off, size_t bytes, uint64_t seed) {
+  auto* w = static_cast<const uint64_t*>(base);
+  for (size_t i = off / 8; i < (off + bytes) / 8; i++) {
+    if (w[i] != Word(seed, i)) return false;
+  }
+  return true;
+}
+bool Zero(const void* p, size_t bytes) {
+  auto* c = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < bytes; i++) {
+    if (c[i] != 0) return false;
+  }
+  return true;
+}
+
+struct Block {
+  void* p;
+  size_t n;
+  uint64_t seed;
+};
+
+// MB of heap through every allocation call, filled; returns the blocks.
+std::vector<Block> AllocHeap(size_t mb, uint64_t seed) {
+  std::vector<Block> b;
+  size_t total = 0, i = 0;
+  while (total < mb << 20) {
+    size_t n = (i % 7 == 0) ? (3 << 20) + i * 8 : 512 + (i * 4104) % 200000;
+    n &= ~size_t{7};
+    void* p = nullptr;
+    switch (i % 8) {
+      case 0: p = malloc(n); break;
+      case 1: p = calloc(1, n); if (p) CHECK(Zero(p, n)); break;
+      case 2: CHECK(posix_memalign(&p, 64, n) == 0); CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0); break;
+      case 3: p = aligned_alloc(4096, (n + 4095) & ~size_t{4095}); CHECK(reinterpret_cast<uintptr_t>(p) % 4096 == 0); break;
+      case 4: p = memalign(256, n); CHECK(reinterpret_cast<uintptr_t>(p) % 256 == 0); break;
+      case 5: p = valloc(n); CHECK(reinterpret_cast<uintptr_t>(p) % kPage == 0); break;
+      case 6: p = realloc(malloc(100), n); break;
+      default: p = malloc(n / 2); p = realloc(p, n); break;
+    }
+    CHECK(p != nullptr);
+    if (p == nullptr) break;
+    CHECK(malloc_usable_size(p) >= n);
+    Fill(p, n, seed + i);
+    b.push_back({p, n, seed + i});
+    total += n;
+    i++;
+  }
+  return b;
+}
+
+int CheckHeap(const std::vector<Block>& blocks) {
+  int bad = 0;
+  for (const Block& b : blocks) bad += !Check(b.p, b.n, b.seed);
+  return bad;
+}
+
+int Heap(size_t mb) {
+  // The heap is jemalloc's: mallctl resolves, and malloc is in the same object.
+  void* ctl = dlsym(RTLD_DEFAULT, "mallctl");
+  Dl_info a{}, m{};
+  CHECK(ctl != nullptr);
+  if (ctl != nullptr) {
+    CHECK(dladdr(ctl, &a) != 0 && dladdr(reinterpret_cast<void*>(&malloc), &m) != 0 && a.dli_fbase == m.dli_fbase);
+  }
+  auto blocks = AllocHeap(mb, 1);
+  CHECK(CheckHeap(blocks) == 0);
+  // Grow every third block in place or not: content kept.
+  for (size_t i = 0; i < blocks.size(); i += 3) {
+    void* q = realloc(blocks[i].p, blocks[i].n * 2);
+    CHECK(q != nullptr && Check(q, blocks[i].n, blocks[i].seed));
+    blocks[i].p = q;
+  }
+  CHECK(CheckHeap(blocks) == 0);
+  for (const Block& b : blocks) free(b.p);
+  void* pv = pvalloc(10);
+  CHECK(pv != nullptr && reinterpret_cast<uintptr_t>(pv) % kPage == 0);
+  free(pv);
+  void* ra = reallocarray(nullptr, 1000, 1000);
+  CHECK(ra != nullptr);
+  free(ra);
+  return 0;
+}
+
+int Mmap(size_t mb) {
+  const size_t len = mb << 20;
+  auto* p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  CHECK(p != MAP_FAILED);
+  Fill(p, len, 7);
+  CHECK(Check(p, len, 7));
+  // MADV_DONTNEED: zeros, then usable again.
+  CHECK(madvise(p, 64 * kPage, MADV_DONTNEED) == 0);
+  CHECK(Zero(p, 64 * kPage));
+  Fill(p, 64 * kPage, 7);
+  // MADV_FREE: zeros or the old bytes; here, as DONTNEED, zeros.
+  CHECK(madvise(p + 64 * kPage, 64 * kPage, MADV_FREE) == 0);
+  CHECK(Zero(p + 64 * kPage, 64 * kPage) || CheckPart(p, 64 * kPage, 64 * kPage, 7));
+  Fill(p, 128 * kPage, 7);
+  // mprotect read-only and back: reads see the data, writes work again.
+  CHECK(mprotect(p, len / 2, PROT_READ) == 0);
+  CHECK(Check(p, len, 7));
+  CHECK(mprotect(p, len / 2, PROT_READ | PROT_WRITE) == 0);
+  Fill(p, len, 8);
+  // mremap: grow (moving), the old bytes follow, the tail is zero and paged.
+  auto* q = static_cast<char*>(mremap(p, len, len * 2, MREMAP_MAYMOVE));
+  CHECK(q != MAP_FAILED);
+  CHECK(Check(q, len, 8));
+  CHECK(Zero(q + len, len));
+  Fill(q + len, len, 9);
+  CHECK(Check(q, len, 8) && Check(q + len, len, 9));
+  // Shrink in place, unmap a hole, and the rest is intact.
+  q = static_cast<char*>(mremap(q, len * 2, len + len / 2, 0));
+  CHECK(q != MAP_FAILED);
+  CHECK(munmap(q + len / 4, len / 4) == 0);
+  CHECK(CheckPart(q, 0, len / 4, 8) && CheckPart(q, len / 2, len / 2, 8) && CheckPart(q + len, 0, len / 2, 9));
+  // A new mapping over the hole (MAP_FIXED) reads zeros.
+  void* f = mmap(q + len / 4, len / 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  CHECK(f == q + len / 4 && Zero(f, len / 4));
+  Fill(f, len / 4, 10);
+  CHECK(CheckPart(q, 0, len / 4, 8) && Check(f, len / 4, 10) && CheckPart(q, len / 2, len / 2, 8));
+  CHECK(munmap(q, len + len / 2) == 0);
+  // A small mapping (below the threshold) is ordinary and works as ever.
+  auto* s = static_cast<char*>(mmap(nullptr, 16 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(s, 16 * kPage, 11);
+  CHECK(Check(s, 16 * kPage, 11));
+  munmap(s, 16 * kPage);
+  return 0;
+}
+
+struct ThreadArg {
+  size_t mb;
+  uint64_t seed;
+  std::vector<Block> blocks;
+  int bad = 0;
+};
+
+void* ThreadMain(void* p) {
+  auto* a = static_cast<ThreadArg*>(p);
+  a->blocks = AllocHeap(a->mb, a->seed);
+  for (int round = 0; round < 2; round++) a->bad += CheckHeap(a->blocks);
+  return nullptr;
+}
+
+int Threads(size_t mb, int n) {
+  // The main thread's heap first, then threads started after the pager.
+  auto mine = AllocHeap(mb / (n + 1), 1000);
+  std::vector<ThreadArg> args(n);
+  std::vector<pthread_t> t(n);
+  for (int i = 0; i < n; i++) {
+    args[i].mb = mb / (n + 1);
+    args[i].seed = 2000 + 1000 * i;
+    CHECK(pthread_create(&t[i], nullptr, ThreadMain, &args[i]) == 0);
+  }
+  for (int i = 0; i < n; i++) pthread_join(t[i], nullptr);
+  CHECK(CheckHeap(mine) == 0);
+  for (auto& a : args) {
+    CHECK(a.bad == 0);
+    CHECK(CheckHeap(a.blocks) == 0);
+    for (const Block& b : a.blocks) free(b.p);  // freed by another thread
+  }
+  for (const Block& b : mine) free(b.p);
+  return 0;
+}
+
+int Fork(size_t mb) {
+  auto heap = AllocHeap(mb / 2, 3);
+  const size_t len = (mb / 2) << 20;
+  auto* m = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(m, len, 4);
+  // Everything written twice over the limit: most of it is swapped now.
+  CHECK(CheckHeap(heap) == 0 && Check(m, len, 4));
+  pid_t pid = fork();
+  if (pid == 0) {
+    // Every page the parent had, heap and mmap, evicted or not.
+    int bad = CheckHeap(heap) + !Check(m, len, 4);
+    // The child's own memory, more than its limit: paged by its own pager.
+    auto mine = AllocHeap(mb, 5);
+    auto* mm = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    Fill(mm, len, 6);
+    bad += CheckHeap(mine) + !Check(mm, len, 6) + CheckHeap(heap) + !Check(m, len, 4);
+    // Writing inherited memory is the child's alone.
+    Fill(m, kPage, 99);
+    printf("child pid=%d bad=%d\n", getpid(), bad);
+    fflush(stdout);
+    exit(bad == 0 ? 0 : 1);
+  }
+  int st = 0;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  // The parent's memory is untouched by the child and still paged.
+  CHECK(CheckHeap(heap) == 0 && Check(m, len, 4));
+  printf("parent pid=%d\n", getpid());
+  return 0;
+}
+
+int Spawn() {
+  CHECK(system("exit 3") != -1);
+  FILE* f = popen("echo hello", "r");
+  char buf[64] = {};
+  CHECK(f != nullptr && fgets(buf, sizeof buf, f) != nullptr && strcmp(buf, "hello\n") == 0);
+  CHECK(pclose(f) == 0);
+  pid_t pid;
+  char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
+  CHECK(posix_spawn(&pid, "/bin/true", nullptr, nullptr, argv, environ) == 0);
+  int st = 0;
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "";
+  size_t mb = argc > 2 ? strtoul(argv[2], nullptr, 10) : 0;
+  if (mode == "heap") {
+    Heap(mb);
+  } else if (mode == "mmap") {
+    Mmap(mb);
+  } else if (mode == "threads") {
+    Threads(mb, argc > 3 ? atoi(argv[3]) : 4);
+  } else if (mode == "fork") {
+    Fork(mb);
+  } else if (mode == "spawn") {
+    Spawn();
+  } else if (mode == "hello") {
+    // Does nothing: for start-up and refusal tests.
+  } else {
+    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|hello [MB] [N]\n");
+    return 2;
+  }
+  if (g_failures != 0) return 1;
+  printf("ok\n");
+  return 0;
+}
