@@ -27,6 +27,7 @@
 
 #include <atomic>
 
+#include "log.h"  // libpager's own (libpager/src)
 #include "preload.h"
 
 // Read by jemalloc at its initialization (overrides the archive's weak
@@ -171,7 +172,7 @@ void BindProgramThread() {
     pthread_mutex_unlock(&g_slot_mu);
   }
   if (a == 0) {
-    LogLine("jemalloc: cannot create a paged arena; this thread's heap is not paged");
+    PAGER_LOG_WARN("jemalloc: cannot create a paged arena; this thread's heap is not paged");
     return;
   }
   SetArena(a, true);

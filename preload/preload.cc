@@ -36,6 +36,7 @@
 
 #include "pager/pager.h"
 #include "pager/units.h"
+#include "log.h"  // libpager's own (libpager/src)
 #include "preload.h"
 
 namespace pager::preload {
@@ -260,26 +261,12 @@ Pager* CurrentPager() {
   if (p == nullptr && g_child_pending.load()) {
     std::string err;
     p = StartPager(&err);
-    if (p == nullptr) LogLine("fork child: cannot start a pager (%s); its new memory is not paged", err.c_str());
+    if (p == nullptr) PAGER_LOG_WARN("fork child: cannot start a pager (%s); its new memory is not paged", err.c_str());
     g_pager.store(p);
     g_child_pending.store(false);
   }
   pthread_mutex_unlock(&g_start_mu);
   return p;
-}
-
-void LogLine(const char* fmt, ...) {
-  char buf[1024];
-  int n = snprintf(buf, sizeof buf, "libpager[%d]: ", getpid());
-  va_list ap;
-  va_start(ap, fmt);
-  int m = vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
-  va_end(ap);
-  size_t len = n + (m < 0 ? 0 : m);
-  if (len > sizeof buf - 2) len = sizeof buf - 2;
-  buf[len++] = '\n';
-  ssize_t ignored = write(STDERR_FILENO, buf, len);
-  (void)ignored;
 }
 
 }  // namespace pager::preload

@@ -102,6 +102,4 @@ void* RawMmap(void* addr, size_t len, int prot, int flags, int fd, long off);
 int RawMunmap(void* addr, size_t len);
 int RawMadvise(void* addr, size_t len, int advice);
 
-void LogLine(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-
 }  // namespace pager::preload

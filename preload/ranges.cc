@@ -11,6 +11,7 @@
 #include <map>
 
 #include "pager/pager.h"
+#include "log.h"  // libpager's own (libpager/src)
 #include "preload.h"
 
 namespace pager::preload {
@@ -62,7 +63,7 @@ void AdoptRange(void* addr, size_t len) {
   Status s = p->Adopt(addr, end - start);
   if (!s.ok()) {
     if (!g_warned.exchange(true)) {
-      LogLine("cannot page %zu bytes at %p (%s); such memory stays ordinary memory", end - start, addr,
+      PAGER_LOG_WARN("cannot page %zu bytes at %p (%s); such memory stays ordinary memory", end - start, addr,
               s.message().c_str());
     }
     return;

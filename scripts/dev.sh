@@ -42,22 +42,13 @@ run_tests() {
   local san=${1:-}
   local dir=build${san:+-$san}
   build "$san"
-  local env=() select=()
+  local select=()
   # Sanitizer jobs run the core label (in-process tests: every race, fault
   # and lifecycle test); NFS, CLI and preload tests drive uninstrumented
-  # programs and servers and run in the plain job.
-  case "$san" in
-    address) env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:handle_sigbus=0 LSAN_OPTIONS=suppressions=$ROOT/scripts/lsan.supp
-                  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
-             select=(-L core) ;;
-    # TSan's runtime takes internal locks that a thread can hold while it
-    # sleeps in a write-protect fault, deadlocking the pager thread that needs
-    # them: the WP-fallback cases run in the plain and ASan jobs only.
-    thread) env=(TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:handle_sigbus=0:suppressions=$ROOT/scripts/tsan.supp
-                 "GTEST_FILTER=-*WriteProtect*")
-            select=(-L core) ;;
-  esac
-  (cd "$ROOT/$dir" && env "${env[@]}" ctest --output-on-failure -j2 --timeout 900 "${select[@]}")
+  # programs and servers and run in the plain job. The sanitizer runtime
+  # options are set per test in tests/CMakeLists.txt.
+  if [[ -n $san ]]; then select=(-L core); fi
+  (cd "$ROOT/$dir" && ctest --output-on-failure -j2 --timeout 900 "${select[@]}")
 }
 
 demo() {

@@ -426,24 +426,8 @@ TEST_F(NfsStoreStartTest, StoppedServerFailsWithinTimeout) {
   EXPECT_LT(took, 5s) << err;
 }
 
-TEST_F(NfsStoreStartTest, MissingExportOrDirectoryFailsAtOnce) {
-  for (const std::string& url : {server_.url().replace(server_.url().find("/export"), 7, "/nosuchexport"),
-                                 server_.url("nosuchdir")}) {
-    Clock::duration took{};
-    std::string err = StartError(url, 10000, &took);
-    EXPECT_NE(err, "") << url;
-    EXPECT_NE(err.find("nosuch"), std::string::npos) << err;
-    EXPECT_LT(took, 3s) << "a missing export is not worth retrying: " << err;
-  }
-}
-
-TEST_F(NfsStoreStartTest, ReadOnlyExportIsNamedInTheError) {
-  for (const char* v : {"", "&version=4"}) {
-    Clock::duration took{};
-    std::string err = StartError(server_.ro_url() + v, 5000, &took);
-    EXPECT_NE(err.find("read-only"), std::string::npos) << err;
-  }
-}
+// A missing export or directory, and a read-only export, are tested through
+// Pager::Create in nfs_pager_test (NfsPagerStart), which reaches Start.
 
 TEST_F(NfsStoreStartTest, DeniedExportFails) {
   Clock::duration took{};

@@ -101,6 +101,9 @@ class NfsStore final : public Store {
   template <class Res>
   Chunk* TakeReply(Call* call, int rpc_status, const Res* res, const char* op);
   void OnCommit3(Call* call, int rpc_status, COMMIT3res* res);
+  // v4 replies (libnfs's high-level calls): err < 0 is -errno. Returns the
+  // call's chunk to go on with, or nullptr when the failure was dealt with.
+  Chunk* TakeReply4(Call* call, int err, const char* op);
   void OnRead4(Call* call, int err, const void* data);
   void OnWrite4(Call* call, int err);
   void OnCommit4(Call* call, int err);
@@ -551,18 +554,25 @@ void NfsStore::OnCommit3(Call* call, int rpc_status, COMMIT3res* res) {
   if (resent) Log("write verifier changed (server rebooted): resending " + std::to_string(resent) + " writes");
 }
 
-void NfsStore::OnRead4(Call* call, int err, const void* data) {
-  if (call->orphan) return;
+Chunk* NfsStore::TakeReply4(Call* call, int err, const char* op) {
   Unlink(call);
   Chunk* ch = call->chunk;
   delete call;
-  if (err < 0) {
-    if (IsPermanent(-err)) return FinishChunk(ch, -err);
+  if (err >= 0) return ch;
+  if (IsPermanent(-err)) {
+    FinishChunk(ch, -err);
+  } else {
     Requeue(ch);
     broken_ = true;
-    broken_why_ = "READ failed: " + ErrStr(-err);
-    return;
+    broken_why_ = std::string(op) + " failed: " + ErrStr(-err);
   }
+  return nullptr;
+}
+
+void NfsStore::OnRead4(Call* call, int err, const void* data) {
+  if (call->orphan) return;
+  Chunk* ch = TakeReply4(call, err, "READ");
+  if (ch == nullptr) return;
   uint32_t n = std::min<uint32_t>(static_cast<uint32_t>(err), ch->len - ch->done);
   std::memcpy(ch->buf + ch->done, data, n);  // the buffer is libnfs's
   ch->done += n;
@@ -574,16 +584,8 @@ void NfsStore::OnRead4(Call* call, int err, const void* data) {
 void NfsStore::OnWrite4(Call* call, int err) {
   if (call->orphan) return;
   Conn& c = *call->conn;
-  Unlink(call);
-  Chunk* ch = call->chunk;
-  delete call;
-  if (err < 0) {
-    if (IsPermanent(-err)) return FinishChunk(ch, -err);
-    Requeue(ch);
-    broken_ = true;
-    broken_why_ = "WRITE failed: " + ErrStr(-err);
-    return;
-  }
+  Chunk* ch = TakeReply4(call, err, "WRITE");
+  if (ch == nullptr) return;
   ch->done += std::min<uint32_t>(static_cast<uint32_t>(err), ch->len - ch->done);
   if (err == 0 || ch->done < ch->len) {
     writes_.push_front(ch);
