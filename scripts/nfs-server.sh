@@ -45,10 +45,14 @@ ensure_rpcbind() {
 
 port_in_use() { ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
 
+# Below the kernel's ephemeral range: there, any outgoing connection (ours,
+# or a parallel test's) may take the port between our check and Ganesha's bind.
 free_port() {
-  local p
+  local p lo
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
+  (( lo > 12000 )) || lo=32768
   for _ in $(seq 200); do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 10000 + RANDOM % (lo - 10000) ))
     port_in_use "$p" || { echo "$p"; return 0; }
   done
   die "no free port found"
@@ -114,20 +118,49 @@ answers() {
     rpcinfo -n "$MNT_PORT" -t 127.0.0.1 100005 3 >/dev/null 2>&1
 }
 
+# Ganesha registers each program with rpcbind by unset-then-set and exits
+# ("Cannot register NFS V3 on TCP") when another instance's set lands between
+# the two, *after* its ports have begun to answer. So starts are serialised
+# machine-wide, and a start is over only once rpcbind lists all four of our
+# registrations (3 of 45 parallel starts died without this).
+START_LOCK=/tmp/libpager-nfs-server.lock
+
+registered() {
+  source "$1/ports"
+  local map
+  map=$(rpcinfo -p 127.0.0.1 2>/dev/null) || return 1
+  local want
+  for want in "100003 3 $NFS_PORT" "100003 4 $NFS_PORT" "100005 1 $MNT_PORT" "100005 3 $MNT_PORT"; do
+    set -- $want
+    grep -Eq "^ *$1 +$2 +tcp +$3 " <<<"$map" || return 1
+  done
+}
+
 launch() {
-  local state=$1
+  local state=$1 lock pid ok=1
+  [[ -e $START_LOCK ]] || (umask 0; : >>"$START_LOCK")
+  exec {lock}<"$START_LOCK"
+  flock "$lock"
+  # A SIGKILLed instance (restart) leaves its entries behind: with them,
+  # registered() would say yes before the new process has registered.
+  if registered "$state"; then
+    local prog
+    for prog in "100003 3" "100003 4" "100005 1" "100005 3"; do rpcinfo -d $prog 2>/dev/null || true; done
+  fi
   # Foreground mode under setsid, so our PID is Ganesha's and it outlives us.
+  # It must not inherit the lock's descriptor, or it would hold the lock.
   setsid ganesha.nfsd -F -f "$state/ganesha.conf" -L "$state/ganesha.log" \
-    -p "$state/ganesha.pid" -N NIV_WARN </dev/null >>"$state/ganesha.out" 2>&1 &
-  local pid=$!
+    -p "$state/ganesha.pid" -N NIV_WARN </dev/null >>"$state/ganesha.out" 2>&1 {lock}<&- &
+  pid=$!
   echo "$pid" >"$state/pid"
   for _ in $(seq 300); do
-    if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-    if answers "$state"; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then break; fi
+    if answers "$state" && registered "$state"; then ok=0; break; fi
     sleep 0.1
   done
-  kill -9 "$pid" 2>/dev/null || true
-  return 1
+  if ((ok != 0)); then kill -9 "$pid" 2>/dev/null || true; fi
+  exec {lock}<&-
+  return "$ok"
 }
 
 url_for() {

@@ -2,10 +2,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
+#include <vector>
+
+#include <gtest/gtest.h>
 
 #ifndef PAGER_SOURCE_DIR
 #error "PAGER_SOURCE_DIR must name the source tree (set in tests/CMakeLists.txt)"
@@ -78,7 +83,24 @@ bool NfsServer::Start() {
   return true;
 }
 
+// A failed test against the server says what the server was doing: alive or
+// not, and the end of its log (the state directory goes with Stop).
+void NfsServer::ReportIfFailed() const {
+  if (state_.empty() || !::testing::Test::HasFailure()) return;
+  bool alive = pid_ > 0 && kill(pid_, 0) == 0;
+  fprintf(stderr, "nfs server pid %d (%s), state %s; end of its log:\n", pid_, alive ? "alive" : "gone",
+          state_.c_str());
+  for (const char* name : {"/ganesha.log", "/ganesha.out"}) {
+    std::ifstream in(state_ + name);
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    for (size_t i = lines.size() > 15 ? lines.size() - 15 : 0; i < lines.size(); i++)
+      fprintf(stderr, "  %s\n", lines[i].c_str());
+  }
+}
+
 void NfsServer::Stop() {
+  ReportIfFailed();
   if (!state_.empty()) Run("stop " + Quote(state_), nullptr);
   state_.clear();
   pid_ = 0;

@@ -39,6 +39,7 @@ class NfsServer {
  private:
   bool Run(const std::string& args, std::string* out);
   void Parse(const std::string& out);
+  void ReportIfFailed() const;
 
   std::string url_, ro_url_, denied_url_, state_, export_dir_, error_;
   int pid_ = 0;

@@ -61,7 +61,10 @@ Status ConnectSteps(Conn& c, const ConnectSpec& spec, int* err, XferMax* max, Se
   if (r->err < 0) {
     *err = -r->err;
     if (*err == ENOENT) *err = ENODEV;  // ENOENT is kept for "the swap file is gone"
-    return Status::Error("nfs: cannot mount " + url.Where() + ": " + r->msg + " (" + ErrStr(-r->err) + ")");
+    // libnfs reports a failed RPC (a dropped connection) as -EFAULT: "Bad
+    // address" would send the reader after the wrong thing.
+    const std::string why = -r->err == EFAULT ? "" : " (" + ErrStr(-r->err) + ")";
+    return Status::Error("nfs: cannot mount " + url.Where() + ": " + r->msg + why);
   }
 
   const char* file = spec.file.c_str();
