@@ -84,6 +84,8 @@ NFSV4 {
   RecoveryRoot = "$state/recovery";
 }
 NFS_KRB5 { Active_krb5 = false; }
+# INIT at EVENT: launch() waits for "NFS SERVER INITIALIZED".
+LOG { COMPONENTS { INIT = EVENT; } }
 EXPORT_DEFAULTS { SecType = sys; Transports = TCP; Protocols = 3, 4; }
 EXPORT {
   Export_Id = 1;
@@ -121,32 +123,19 @@ answers() {
 # Ganesha registers each program with rpcbind by unset-then-set and exits
 # ("Cannot register NFS V3 on TCP") when another instance's set lands between
 # the two, *after* its ports have begun to answer. So starts are serialised
-# machine-wide, and a start is over only once rpcbind lists all four of our
-# registrations (3 of 45 parallel starts died without this).
+# machine-wide, and a start is over only once Ganesha logs that it is
+# initialised, which comes after its registrations. (rpcbind's own list is no
+# signal: a stopping instance may unregister our entries at any moment.)
+# Without this, 3 of 45 parallel starts died.
 START_LOCK=/tmp/libpager-nfs-server.lock
 
-registered() {
-  source "$1/ports"
-  local map
-  map=$(rpcinfo -p 127.0.0.1 2>/dev/null) || return 1
-  local want
-  for want in "100003 3 $NFS_PORT" "100003 4 $NFS_PORT" "100005 1 $MNT_PORT" "100005 3 $MNT_PORT"; do
-    set -- $want
-    grep -Eq "^ *$1 +$2 +tcp +$3 " <<<"$map" || return 1
-  done
-}
-
 launch() {
-  local state=$1 lock pid ok=1
+  local state=$1 lock pid ok=1 seen
   [[ -e $START_LOCK ]] || (umask 0; : >>"$START_LOCK")
   exec {lock}<"$START_LOCK"
   flock "$lock"
-  # A SIGKILLed instance (restart) leaves its entries behind: with them,
-  # registered() would say yes before the new process has registered.
-  if registered "$state"; then
-    local prog
-    for prog in "100003 3" "100003 4" "100005 1" "100005 3"; do rpcinfo -d $prog 2>/dev/null || true; done
-  fi
+  # restart appends to the same log: only lines from this launch count.
+  seen=$(cat "$state/ganesha.log" 2>/dev/null | wc -l)
   # Foreground mode under setsid, so our PID is Ganesha's and it outlives us.
   # It must not inherit the lock's descriptor, or it would hold the lock.
   setsid ganesha.nfsd -F -f "$state/ganesha.conf" -L "$state/ganesha.log" \
@@ -155,7 +144,11 @@ launch() {
   echo "$pid" >"$state/pid"
   for _ in $(seq 300); do
     if ! kill -0 "$pid" 2>/dev/null; then break; fi
-    if answers "$state" && registered "$state"; then ok=0; break; fi
+    if tail -n +"$((seen + 1))" "$state/ganesha.log" 2>/dev/null | grep -q "NFS SERVER INITIALIZED" &&
+      answers "$state"; then
+      ok=0
+      break
+    fi
     sleep 0.1
   done
   if ((ok != 0)); then kill -9 "$pid" 2>/dev/null || true; fi
