@@ -114,11 +114,40 @@ EXPORT {
 CONF
 }
 
+# An RPC NULL call straight to a port: PORT PROG VERS. Not rpcinfo, which
+# asks rpcbind for the address first even with -n, so a busy rpcbind (other
+# tests' servers starting and stopping) looked like a dead server.
+rpc_ping() {
+  python3 - "$@" <<'PY'
+import socket, struct, sys
+port, prog, vers = map(int, sys.argv[1:])
+# xid, CALL, RPC v2, prog, vers, proc 0, AUTH_NONE cred and verifier
+body = struct.pack(">10I", 0x6c696270, 0, 2, prog, vers, 0, 0, 0, 0, 0)
+try:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(struct.pack(">I", 0x80000000 | len(body)) + body)
+        reply = b""
+        while len(reply) < 28:
+            chunk = s.recv(28 - len(reply))
+            if not chunk:
+                sys.exit(1)
+            reply += chunk
+except OSError:
+    sys.exit(1)
+# record mark, xid, REPLY, MSG_ACCEPTED, verifier (flavor, length), SUCCESS
+_, xid, mtype, rstat, _, _, astat = struct.unpack(">7I", reply)
+sys.exit(0 if (xid, mtype, rstat, astat) == (0x6c696270, 1, 0, 0) else 1)
+PY
+}
+
 answers() {
   source "$1/ports"
-  rpcinfo -n "$NFS_PORT" -t 127.0.0.1 100003 3 >/dev/null 2>&1 &&
-    rpcinfo -n "$MNT_PORT" -t 127.0.0.1 100005 3 >/dev/null 2>&1
+  rpc_ping "$NFS_PORT" 100003 3 && rpc_ping "$MNT_PORT" 100005 3
 }
+
+# Lines of FILE after the first N contain PATTERN: FILE N PATTERN. (Not
+# tail | grep -q under pipefail: grep quitting early fails the pipe.)
+logged_since() { awk -v n="$2" -v pat="$3" 'NR > n && index($0, pat) { f = 1 } END { exit !f }' "$1" 2>/dev/null; }
 
 # Ganesha registers each program with rpcbind by unset-then-set and exits
 # ("Cannot register NFS V3 on TCP") when another instance's set lands between
@@ -135,7 +164,8 @@ launch() {
   exec {lock}<"$START_LOCK"
   flock "$lock"
   # restart appends to the same log: only lines from this launch count.
-  seen=$(cat "$state/ganesha.log" 2>/dev/null | wc -l)
+  seen=0
+  [[ -f $state/ganesha.log ]] && seen=$(wc -l <"$state/ganesha.log")
   # Foreground mode under setsid, so our PID is Ganesha's and it outlives us.
   # It must not inherit the lock's descriptor, or it would hold the lock.
   setsid ganesha.nfsd -F -f "$state/ganesha.conf" -L "$state/ganesha.log" \
@@ -144,14 +174,21 @@ launch() {
   echo "$pid" >"$state/pid"
   for _ in $(seq 300); do
     if ! kill -0 "$pid" 2>/dev/null; then break; fi
-    if tail -n +"$((seen + 1))" "$state/ganesha.log" 2>/dev/null | grep -q "NFS SERVER INITIALIZED" &&
-      answers "$state"; then
+    if logged_since "$state/ganesha.log" "$seen" "NFS SERVER INITIALIZED" && answers "$state"; then
       ok=0
       break
     fi
     sleep 0.1
   done
-  if ((ok != 0)); then kill -9 "$pid" 2>/dev/null || true; fi
+  if ((ok != 0)) && kill -0 "$pid" 2>/dev/null; then
+    source "$state/ports"
+    echo "nfs-server.sh: ganesha $pid is running but not ready:" \
+      "$(logged_since "$state/ganesha.log" "$seen" "NFS SERVER INITIALIZED" && echo initialised || echo "not initialised")," \
+      "NFS port $NFS_PORT $(rpc_ping "$NFS_PORT" 100003 3 && echo answers || echo "does not answer")," \
+      "MOUNT port $MNT_PORT $(rpc_ping "$MNT_PORT" 100005 3 && echo answers || echo "does not answer");" \
+      "listening: $(ss -Hltn 2>/dev/null | awk '{print $4}' | grep -E ":($NFS_PORT|$MNT_PORT)\$" | tr '\n' ' ')" >&2
+    kill -9 "$pid" 2>/dev/null || true
+  fi
   exec {lock}<&-
   return "$ok"
 }
