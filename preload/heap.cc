@@ -40,7 +40,6 @@ const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0";
 namespace pager::preload {
 namespace {
 
-constexpr size_t kPage = 4096;
 constexpr unsigned kMaxSlots = 64;
 
 // jemalloc 5.3's arena_config_t (internal header), the input of
@@ -75,8 +74,8 @@ void* MapExtent(void* new_addr, size_t size, size_t alignment) {
     }
     return p;
   }
-  if (alignment < kPage) alignment = kPage;
-  size_t len = size + alignment - kPage;
+  if (alignment < kPageSize) alignment = kPageSize;
+  size_t len = size + alignment - kPageSize;
   void* raw = RawMmap(nullptr, len, prot, flags, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(raw);

@@ -48,9 +48,6 @@ static void* RawMremap(void* old, size_t old_len, size_t new_len, int flags, voi
 
 namespace {
 
-constexpr size_t kPage = 4096;
-size_t PageUp(size_t v) { return (v + kPage - 1) & ~(kPage - 1); }
-
 bool Pageable(size_t len, int flags) {
   const uint64_t threshold = settings().mmap_threshold;
   return threshold != 0 && len >= threshold && (flags & MAP_TYPE) == MAP_PRIVATE && (flags & MAP_ANONYMOUS) &&

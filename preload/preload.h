@@ -21,11 +21,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "pager/store.h"  // kPageSize
+
 namespace pager {
 class Pager;
 }
 
 namespace pager::preload {
+
+inline constexpr size_t PageUp(size_t v) { return (v + kPageSize - 1) & ~(kPageSize - 1); }
 
 // ---- settings (preload.cc) -------------------------------------------------
 struct Settings {

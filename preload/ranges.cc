@@ -17,13 +17,9 @@
 namespace pager::preload {
 namespace {
 
-constexpr uintptr_t kPage = 4096;
-
 pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 std::map<uintptr_t, uintptr_t>* g_ranges = nullptr;  // start -> end
 std::atomic<bool> g_warned{false};
-
-uintptr_t PageUp(uintptr_t v) { return (v + kPage - 1) & ~(kPage - 1); }
 
 bool OverlapsLocked(uintptr_t start, uintptr_t end) {
   if (g_ranges == nullptr) return false;

@@ -45,4 +45,8 @@ class NfsServer {
   int pid_ = 0;
 };
 
+// A loopback TCP port nothing listens on (bound, read, released): for
+// "nothing answers there" tests.
+int FreePort();
+
 }  // namespace pager::testing

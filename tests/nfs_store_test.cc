@@ -27,6 +27,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using testing::FreePort;
 using testing::NfsServer;
 
 // Completions and backend states, in the order the store reported them.
@@ -381,18 +382,6 @@ class NfsStoreStartTest : public ::testing::Test {
   }
   NfsServer server_;
 };
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 TEST_F(NfsStoreStartTest, NothingListeningFailsWithinTimeoutNamingHostAndPort) {
   const int port = FreePort();

@@ -72,15 +72,9 @@ TEST_F(NfsThrottle, StoppedServerThrottlesAtHalfAndEveryByteSurvives) {
   EXPECT_GT(s.throttle_events, 0u);
   EXPECT_LT(s.reserve_min_free_bytes * 2, s.reserve_bytes) << "the pool went below half";
   EXPECT_LE(s.resident_pages, s.limit_pages);
-  // Stated slack as in throttle_test (6 MiB), plus libnfs's buffers if they
-  // overflowed the arena (counted in reserve_overflows).
-  const uint64_t slack = 6u << 20;
-  const uint64_t bound = limit + s.reserve_bytes + slack;
-  if (kRssIsMeaningful) {
-    EXPECT_LE(rss_max - rss0, bound) << "RssAnon grew " << (rss_max - rss0) << " > " << bound;
-  }
-  RecordProperty("rss_growth_while_stopped", std::to_string(rss_max - rss0));
-  RecordProperty("limit_plus_reserve", std::to_string(limit + s.reserve_bytes));
+  // libnfs's buffers that overflowed the arena (reserve_overflows) must fit
+  // in the same stated slack.
+  ExpectRssGrowthWithinLimitPlusReserve(rss_max - rss0, limit, s);
   RecordProperty("reserve_overflows", std::to_string(s.reserve_overflows));
 
   server_.Resume();

@@ -139,6 +139,13 @@ std::string Probe(const std::string& args) { return std::string(PROBE) + " " + a
 class PreloadTest : public ::testing::Test {
  protected:
   Env Paged(const std::string& limit) { return {{"LIBPAGER_LIMIT", limit}, {"LIBPAGER_SWAP", swap_.path()}}; }
+  // The probe run paged under `limit` exits 0 having printed "ok" (its own
+  // checks passed); *r is its result. Call under ASSERT_NO_FATAL_FAILURE.
+  void RunProbeOk(const std::string& args, const std::string& limit, RunResult* r) {
+    *r = RunCommand(Probe(args), Paged(limit));
+    ASSERT_EQ(r->status, 0) << r->err;
+    ASSERT_EQ(r->out, "ok\n") << r->err;
+  }
   TempDir swap_;
 };
 
@@ -150,9 +157,8 @@ void ExpectPaged(const RunResult& r, const PagerStats& s) {
 }
 
 TEST_F(PreloadTest, HeapIsJemallocInPagedExtents) {
-  RunResult r = RunCommand(Probe("heap 64"), Paged("16M"));
-  ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "ok\n");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(RunProbeOk("heap 64", "16M", &r));
   ASSERT_EQ(r.stats.size(), 1u) << r.err;
   const PagerStats& s = r.stats.begin()->second;
   EXPECT_GT(s.heap_extents, 64u << 20);
@@ -163,9 +169,8 @@ TEST_F(PreloadTest, MmapMremapMunmapMadviseMprotectBehaveAsWithoutThePager) {
   // The probe's checks hold without the preload too: they describe Linux.
   RunResult plain = RunCommand(Probe("mmap 32"), {}, false);
   ASSERT_EQ(plain.status, 0) << plain.err;
-  RunResult r = RunCommand(Probe("mmap 32"), Paged("8M"));
-  ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "ok\n");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(RunProbeOk("mmap 32", "8M", &r));
   ASSERT_EQ(r.stats.size(), 1u);
   ExpectPaged(r, r.stats.begin()->second);
 }
@@ -182,9 +187,8 @@ TEST_F(PreloadTest, MmapBelowTheThresholdIsNotPaged) {
 }
 
 TEST_F(PreloadTest, ThreadsStartedAfterThePagerAreServed) {
-  RunResult r = RunCommand(Probe("threads 96 4"), Paged("16M"));
-  ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "ok\n");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(RunProbeOk("threads 96 4", "16M", &r));
   ASSERT_EQ(r.stats.size(), 1u);
   ExpectPaged(r, r.stats.begin()->second);
 }
@@ -206,9 +210,8 @@ TEST_F(PreloadTest, ForkChildReadsEvictedPagesAndPagesItsOwnMemory) {
 }
 
 TEST_F(PreloadTest, SystemPopenPosixSpawnWork) {
-  RunResult r = RunCommand(Probe("spawn"), Paged("16M"));
-  ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out, "ok\n");
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(RunProbeOk("spawn", "16M", &r));
 }
 
 TEST_F(PreloadTest, BadVariableRefusesToRunTheProgram) {

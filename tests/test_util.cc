@@ -5,6 +5,8 @@
 #include <string>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 namespace pager::testing {
 
 void FillPage(void* page, uint64_t index, uint64_t version) {
@@ -95,6 +97,16 @@ uint64_t RssAnon() {
     if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) * 1024;
   }
   return 0;
+}
+
+void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes, const Stats& s) {
+  const uint64_t slack = 6u << 20;
+  const uint64_t bound = limit_bytes + s.reserve_bytes + slack;
+  if (kRssIsMeaningful) {
+    EXPECT_LE(growth, bound) << "RssAnon grew " << growth << " > " << bound;
+  }
+  ::testing::Test::RecordProperty("rss_growth", std::to_string(growth));
+  ::testing::Test::RecordProperty("limit_plus_reserve", std::to_string(limit_bytes + s.reserve_bytes));
 }
 
 std::string ModeName(const std::string& disable) { return disable.empty() ? "Move" : "WriteProtect"; }

@@ -54,6 +54,12 @@ inline constexpr bool kRssIsMeaningful = false;
 inline constexpr bool kRssIsMeaningful = true;
 #endif
 
+// The throttle's memory bound: while write-back is stalled, anonymous RSS
+// grows by at most limit + reserve + a stated 6 MiB of slack (the page table,
+// queues, thread stacks, the 1 MiB zero run, gtest's heap). Checked where
+// RSS means something (not under TSan); the growth is recorded either way.
+void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes, const Stats& s);
+
 // The eviction path modes every race test runs under.
 inline const char* const kModes[] = {"", "move"};  // default (MOVE), WP fallback
 std::string ModeName(const std::string& disable);

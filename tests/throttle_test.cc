@@ -143,15 +143,7 @@ TEST(Throttle, StalledWriteBackThrottlesAtHalfAndRecovers) {
   EXPECT_GE(s.reserve_min_free_bytes, ReservedMinimumBytes(reserve))
       << "staging went into the reserved minimum";
   EXPECT_LE(s.resident_pages, s.limit_pages);
-  // Stated slack: the page table, queues, thread stacks, the 1 MiB zero run,
-  // gtest's heap: 6 MiB.
-  const uint64_t slack = 6u << 20;
-  const uint64_t bound = limit + s.reserve_bytes + slack;
-  if (kRssIsMeaningful) {
-    EXPECT_LE(rss_max - rss0, bound) << "RssAnon grew " << (rss_max - rss0) << " > " << bound;
-  }
-  RecordProperty("rss_growth_while_stalled", std::to_string(rss_max - rss0));
-  RecordProperty("limit_plus_reserve", std::to_string(limit + s.reserve_bytes));
+  ExpectRssGrowthWithinLimitPlusReserve(rss_max - rss0, limit, s);
   RecordProperty("throttle_events", std::to_string(s.throttle_events));
 
   store->Release();
