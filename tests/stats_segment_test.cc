@@ -83,8 +83,11 @@ class StatsSegmentTest : public ::testing::Test {
     return pid;
   }
 
-  // Until `pid` has exec'd and closed its close-on-exec fds (the kernel
-  // renames the process before it closes them).
+  // Until `pid` has exec'd `sleep` and is asleep in it. An fd leaves
+  // /proc/pid/fd when exec closes it, but the flock goes only with the final
+  // fput, which the kernel defers to the task's return to user space; a
+  // task asleep in `sleep` (state S) has made that return. Under TSan the
+  // gap was wide enough to read the lock as still held.
   void WaitForExec(pid_t pid) {
     const std::string proc = "/proc/" + std::to_string(pid);
     for (int i = 0; i < 500; i++, usleep(10000)) {
@@ -97,9 +100,17 @@ class StatsSegmentTest : public ::testing::Test {
         std::error_code ec;
         holds |= fs::read_symlink(e.path(), ec).string().rfind(dir_, 0) == 0;
       }
-      if (!holds) return;
+      if (!holds && ProcessState(proc) == 'S') return;
     }
     ADD_FAILURE() << pid << " did not exec";
+  }
+
+  static char ProcessState(const std::string& proc) {
+    std::ifstream stat(proc + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    size_t paren = line.rfind(") ");  // comm may hold spaces and parentheses
+    return paren == std::string::npos || paren + 2 >= line.size() ? '?' : line[paren + 2];
   }
 
   std::string dir_;
