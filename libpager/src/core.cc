@@ -146,12 +146,19 @@ bool PagerCore::TakeOwnDrop(uint64_t first, uint64_t pages) {
 }
 
 void PagerCore::Discard(uint64_t first, uint64_t pages) {
-  table_.ForRange(first, pages, [this](uint64_t, PageEntry& e) {
+  table_.ForRange(first, pages, [this](uint64_t page, PageEntry& e) {
     switch (e.state()) {
       case PageState::kResident:
-      case PageState::kReading:  // its frame was promised; the completion skips it
         resident_--;
         FreeSlot(e);
+        break;
+      case PageState::kReading:
+        // Its frame was promised; the completion skips it, so it installs
+        // nothing and wakes no one. Threads asleep on the swap-in are woken
+        // here: they re-fault and find the page empty (zeros), or gone.
+        resident_--;
+        FreeSlot(e);
+        uffd_.Wake(PageTable::AddrOf(page), 1);
         break;
       case PageState::kInactive:
         frames_.Release(e.aux());

@@ -180,6 +180,8 @@ class PagerCore {
 
   bool evicting_ = false;
   bool stuck_ = false;  // nothing resident can be evicted: the limit is soft
+  bool warned_stuck_ = false;
+  bool mm_changing_ = false;  // this Evict() saw EAGAIN: an event is pending
   uint64_t paused_until_ns_ = 0;
   uint64_t pause_backoff_ns_ = 0;
   bool swap_full_ = false;

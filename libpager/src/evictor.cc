@@ -49,6 +49,7 @@ bool PagerCore::Evict(uint32_t budget) {
   if (!evicting_) return false;
   const uint64_t target = cfg_.policy == EvictionPolicy::kFifo ? 0 : inactive_target_;
   uint32_t work = 0;
+  mm_changing_ = false;
   while (work < budget) {
     if (resident_ <= low_wm_ && !waiting_for_memory) {
       evicting_ = false;
@@ -61,15 +62,21 @@ bool PagerCore::Evict(uint32_t budget) {
     uint32_t batch = deactivated == 0 ? max_run_ : static_cast<uint32_t>(std::min<uint64_t>(max_run_, excess));
     uint32_t written = batch > 0 ? WriteBack(batch) : 0;
     if (deactivated + written == 0) {
-      // Nothing moved, nothing staged, and no write in flight to free a
-      // frame: what is resident cannot be evicted (read-only or mlocked
-      // mappings refuse UFFDIO_MOVE). Waiting faults would wait forever, so
-      // the limit turns soft until eviction makes progress again.
-      if (!stuck_ && waiting_for_memory && inactive_ == 0 && writes_in_flight_pages_ == 0) {
+      // Nothing moved, nothing staged, and no I/O in flight (a write frees
+      // a frame, a read makes a page evictable): what is resident cannot be
+      // evicted (read-only or mlocked mappings refuse UFFDIO_MOVE). Waiting
+      // faults would wait forever, so the limit turns soft until eviction
+      // makes progress again. Said once; the stats count every time. A move
+      // refused with EAGAIN is not that: the mm was changing (an event not
+      // yet read), and the loop tries again in 10 ms.
+      if (!stuck_ && waiting_for_memory && inactive_ == 0 && ops_in_flight_ == 0 && !mm_changing_) {
         stuck_ = true;
         stats_->Add(stats_->limit_overruns);
-        PAGER_LOG_WARN("no resident page can be evicted (read-only or locked mappings?): "
-                       "going over the limit rather than waiting forever");
+        if (!warned_stuck_) {
+          warned_stuck_ = true;
+          PAGER_LOG_WARN("no resident page can be evicted (read-only or locked mappings?): "
+                         "going over the limit rather than waiting forever (counted in limit_overruns)");
+        }
       }
       return false;  // waiting on I/O or frames
     }
@@ -150,7 +157,10 @@ uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
     i += r.done;
     if (r.done > 0) cow_broken = false;
     if (r.done < fr.count) {
-      if (r.error == EAGAIN) break;  // the mm is changing: after the events
+      if (r.error == EAGAIN) {  // the mm is changing: after the events
+        mm_changing_ = true;
+        break;
+      }
       PageEntry& e = table_.At(first + i);
       if (r.error == EBUSY && staging_ && !cow_broken) {
         // Shared with a fork child (or its memory was, and the page has not

@@ -1,6 +1,8 @@
 #include "store/memory_store.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "reserve_arena.h"
@@ -36,10 +38,67 @@ void MemoryStore::Submit(StoreOp* op) {
       op->error = 0;
     }
   }
-  listener_->OnComplete(op);
+  Complete(op);
+}
+
+namespace {
+uint64_t MonotonicNs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+}  // namespace
+
+// The bytes moved at Submit; only the news of it is late. The pager never
+// has a read and a write of one slot in flight at once, so when the copy
+// happens inside the op's lifetime cannot matter to it.
+void MemoryStore::Complete(StoreOp* op) {
+  const uint32_t max_us = delay_us_.load();
+  if (max_us == 0) {
+    listener_->OnComplete(op);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> l(delay_mu_);
+    if (!delayer_.joinable()) delayer_ = std::thread([this] { DelayLoop(); });
+    rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;  // xorshift64
+    OrdinaryHeapScope heap;  // a test's machinery, not the pager's debt
+    delayed_.push_back({MonotonicNs() + rng_ % (uint64_t{max_us} + 1) * 1000, op});
+    std::push_heap(delayed_.begin(), delayed_.end(), Later);
+  }
+  delay_cv_.notify_one();
+}
+
+void MemoryStore::DelayLoop() {
+  ReserveArena::EnterPagerThread();
+  std::unique_lock<std::mutex> l(delay_mu_);
+  for (;;) {
+    if (delayed_.empty()) {
+      if (stopping_) return;
+      delay_cv_.wait(l);
+      continue;
+    }
+    const uint64_t now = MonotonicNs();
+    if (!stopping_ && delayed_.front().due_ns > now) {
+      delay_cv_.wait_for(l, std::chrono::nanoseconds(delayed_.front().due_ns - now));
+      continue;
+    }
+    std::pop_heap(delayed_.begin(), delayed_.end(), Later);
+    StoreOp* op = delayed_.back().op;
+    delayed_.pop_back();
+    l.unlock();
+    listener_->OnComplete(op);
+    l.lock();
+  }
 }
 
 void MemoryStore::Stop() {
+  {
+    std::lock_guard<std::mutex> l(delay_mu_);
+    stopping_ = true;  // what is still delayed completes now
+  }
+  delay_cv_.notify_all();
+  if (delayer_.joinable()) delayer_.join();
   std::lock_guard<std::mutex> l(mu_);
   data_.clear();
   data_.shrink_to_fit();
