@@ -261,6 +261,66 @@ TEST_P(EvictionRace, ThreadWaitingForASwapInOfADiscardedPageIsWoken) {
   EXPECT_GT(s.faults_swapin, 100u);
 }
 
+// mremap while the region's pages are being evicted, written back and
+// swapped in (the store holds ops in flight): page entries, and the ops in
+// flight for them, must follow the pages to the new address. Each thread
+// owns a region and moves it to a fresh address every 200 operations.
+TEST_P(EvictionRace, RegionMovedDuringEvictionKeepsEveryPage) {
+  if (std::string(GetParam()) == "move") {
+    // Known bug of the fallback (kernels before 6.8), found by this test: a
+    // run moved between its write-protect copy and its drop is dropped at
+    // the old address and the pages go wrong at the new one (docs/design.md).
+    GTEST_SKIP() << "WP fallback loses pages moved by mremap mid-eviction (known bug)";
+  }
+  const uint64_t limit = 256;
+  auto t = MakePager(limit, GetParam());
+  t.store->DelayCompletions(1000);
+  const int threads = 4;
+  const size_t pages = limit * 2;  // per region: 8x the limit in all
+  const int iters = 2000;
+  std::atomic<uint64_t> bad{0}, moves{0};
+  std::vector<std::thread> th;
+  for (int k = 0; k < threads; k++) {
+    th.emplace_back([&, k] {
+      unsigned char* base = t.Map(pages);
+      std::vector<uint64_t> version(pages, 0);
+      std::mt19937_64 rng(k * 7 + 11);
+      for (int it = 1; it <= iters; it++) {
+        const size_t i = rng() % pages;
+        unsigned char* p = base + i * kPageSize;
+        const bool ok = version[i] == 0 ? IsZeroPage(p) : CheckPage(p, i, version[i]);
+        if (!ok && bad++ < 5) ADD_FAILURE() << "region " << k << " page " << i << " wrong at op " << it;
+        if (rng() % 2) FillPage(p, i, ++version[i]);
+        if (it % 200 == 0) {
+          void* to = mmap(nullptr, pages * kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+          void* moved = mremap(base, pages * kPageSize, pages * kPageSize, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+          if (to == MAP_FAILED || moved != to) {
+            bad++;
+            return;
+          }
+          base = static_cast<unsigned char*>(moved);
+          moves++;
+          // Right away, while the writes started before the move are still
+          // in flight: every page, at its new address.
+          for (size_t j = 0; j < pages; j++) {
+            const unsigned char* q = base + j * kPageSize;
+            if (!(version[j] == 0 ? IsZeroPage(q) : CheckPage(q, j, version[j])) && bad++ < 5) {
+              ADD_FAILURE() << "region " << k << " page " << j << " lost version " << version[j] << " in move "
+                            << it / 200;
+            }
+          }
+        }
+      }
+    });
+  }
+  for (auto& x : th) x.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_EQ(moves.load(), uint64_t{threads} * (iters / 200));
+  Stats s = t.SyncedStats();
+  EXPECT_GT(s.evictions_written, pages);
+  EXPECT_GT(s.faults_swapin, pages);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, EvictionRace, ::testing::ValuesIn(kModes),
                          [](const auto& info) { return ModeName(info.param); });
 
