@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -15,6 +16,24 @@ namespace pager::testing {
 namespace {
 
 class EvictionRace : public ::testing::TestWithParam<const char*> {};
+
+bool HoldsVersion(const unsigned char* p, size_t i, uint64_t version) {
+  return version == 0 ? IsZeroPage(p) : CheckPage(p, i, version);
+}
+
+// Checks every page of [base, base + version.size()) against its version (0:
+// zeros) and reports the first few that differ, named with `where`. Returns
+// how many differ.
+uint64_t WrongPages(const unsigned char* base, const std::vector<uint64_t>& version, const std::string& where) {
+  uint64_t wrong = 0;
+  for (size_t i = 0; i < version.size(); i++) {
+    if (!HoldsVersion(base + i * kPageSize, i, version[i]) && wrong++ < 5) {
+      ADD_FAILURE() << where << "page " << i << (version[i] == 0 ? " is not zeros" : " lost version ")
+                    << (version[i] == 0 ? "" : std::to_string(version[i]));
+    }
+  }
+  return wrong;
+}
 
 // Threads own disjoint pages (page % threads), write new versions of random
 // own pages and re-read random own pages, in a region 8x the limit.
@@ -35,8 +54,7 @@ TEST_P(EvictionRace, WriteDuringEvictionIsNeverLost) {
       for (int it = 0; it < iters; it++) {
         size_t i = (rng() % mine) * threads + k;
         unsigned char* p = base + i * kPageSize;
-        if (version[i] != 0 && !CheckPage(p, i, version[i])) bad++;
-        if (version[i] == 0 && !IsZeroPage(p)) bad++;
+        if (!HoldsVersion(p, i, version[i])) bad++;
         version[i]++;
         FillPage(p, i, version[i]);
       }
@@ -44,13 +62,7 @@ TEST_P(EvictionRace, WriteDuringEvictionIsNeverLost) {
   }
   for (auto& x : th) x.join();
   EXPECT_EQ(bad.load(), 0u) << "pages read back wrong during the run";
-  uint64_t wrong = 0;
-  for (size_t i = 0; i < pages; i++) {
-    const unsigned char* p = base + i * kPageSize;
-    bool ok = version[i] == 0 ? IsZeroPage(p) : CheckPage(p, i, version[i]);
-    if (!ok && wrong++ < 5) ADD_FAILURE() << "page " << i << " lost version " << version[i];
-  }
-  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(WrongPages(base, version, ""), 0u);
   Stats s = t.SyncedStats();
   EXPECT_GT(s.evictions_written, pages) << "eviction must have run throughout";
   EXPECT_GT(s.faults_swapin, 0u);
@@ -170,8 +182,7 @@ TEST_P(EvictionRace, DiscardDuringEvictionAndSwapInReadsZeros) {
         const size_t first = ((rng() % blocks) * threads + k) * block;
         const size_t i = first + rng() % block;
         unsigned char* p = base + i * kPageSize;
-        const bool ok = version[i] == 0 ? IsZeroPage(p) : CheckPage(p, i, version[i]);
-        if (!ok && bad++ < 5) ADD_FAILURE() << "page " << i << " read wrong before op " << it;
+        if (!HoldsVersion(p, i, version[i]) && bad++ < 5) ADD_FAILURE() << "page " << i << " read wrong before op " << it;
         const unsigned r = rng() % 100;
         if (r < 20) {
           const size_t n = 1 + rng() % (first + block - i);
@@ -193,16 +204,7 @@ TEST_P(EvictionRace, DiscardDuringEvictionAndSwapInReadsZeros) {
   }
   for (auto& x : th) x.join();
   EXPECT_EQ(bad.load(), 0u) << "pages read back wrong during the run";
-  uint64_t wrong = 0;
-  for (size_t i = 0; i < pages; i++) {
-    const unsigned char* p = base + i * kPageSize;
-    bool ok = version[i] == 0 ? IsZeroPage(p) : CheckPage(p, i, version[i]);
-    if (!ok && wrong++ < 5) {
-      ADD_FAILURE() << "page " << i << (version[i] == 0 ? " was discarded but is not zero" : " lost version ")
-                    << version[i];
-    }
-  }
-  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(WrongPages(base, version, ""), 0u);
   Stats s = t.SyncedStats();
   EXPECT_GT(s.evictions_written, pages) << "eviction must have run throughout";
   EXPECT_GT(s.faults_swapin, pages / 2);
@@ -288,8 +290,9 @@ TEST_P(EvictionRace, RegionMovedDuringEvictionKeepsEveryPage) {
       for (int it = 1; it <= iters; it++) {
         const size_t i = rng() % pages;
         unsigned char* p = base + i * kPageSize;
-        const bool ok = version[i] == 0 ? IsZeroPage(p) : CheckPage(p, i, version[i]);
-        if (!ok && bad++ < 5) ADD_FAILURE() << "region " << k << " page " << i << " wrong at op " << it;
+        if (!HoldsVersion(p, i, version[i]) && bad++ < 5) {
+          ADD_FAILURE() << "region " << k << " page " << i << " wrong at op " << it;
+        }
         if (rng() % 2) FillPage(p, i, ++version[i]);
         if (it % 200 == 0) {
           void* to = mmap(nullptr, pages * kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -302,13 +305,7 @@ TEST_P(EvictionRace, RegionMovedDuringEvictionKeepsEveryPage) {
           moves++;
           // Right away, while the writes started before the move are still
           // in flight: every page, at its new address.
-          for (size_t j = 0; j < pages; j++) {
-            const unsigned char* q = base + j * kPageSize;
-            if (!(version[j] == 0 ? IsZeroPage(q) : CheckPage(q, j, version[j])) && bad++ < 5) {
-              ADD_FAILURE() << "region " << k << " page " << j << " lost version " << version[j] << " in move "
-                            << it / 200;
-            }
-          }
+          bad += WrongPages(base, version, "move " + std::to_string(it / 200) + ", region " + std::to_string(k) + ": ");
         }
       }
     });
