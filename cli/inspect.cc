@@ -34,7 +34,7 @@ uint64_t NowUnixMs() {
           .count());
 }
 
-uint64_t TotalFaults(const Stats& s) { return s.faults_zero + s.faults_inactive + s.faults_swapin + s.faults_wp; }
+uint64_t TotalFaults(const Stats& s) { return s.faults_zero + s.faults_inactive + s.faults_swapin; }
 
 std::string Id(const PagedProcess& p) {
   return p.index == 0 ? std::to_string(p.pid) : std::to_string(p.pid) + "." + std::to_string(p.index);
@@ -119,7 +119,6 @@ std::string ProcessJson(const PagedProcess& p, const Rates* rates) {
                       .Num("zero", s.faults_zero)
                       .Num("inactive", s.faults_inactive)
                       .Num("swapin", s.faults_swapin)
-                      .Num("wp", s.faults_wp)
                       .Num("pages_zero_filled", s.pages_zero_filled)
                       .Num("pages_read_ahead", s.pages_read_ahead)
                       .Raw("latency_us", Obj()
@@ -323,7 +322,6 @@ void PrintHuman(const PagedProcess& p, const Rates& r) {
   line("zero-fill", n(s.faults_zero) + " (" + n(s.pages_zero_filled) + " pages filled)");
   line("swap-in", n(s.faults_swapin) + " (" + n(s.pages_read_ahead) + " pages read ahead)");
   line("inactive re-touch", n(s.faults_inactive));
-  line("write-protect", n(s.faults_wp));
   char lat[128];
   snprintf(lat, sizeof lat, "p50 %.0fus  p90 %.0fus  p99 %.0fus  p99.9 %.0fus", s.FaultLatencyPercentile(50),
            s.FaultLatencyPercentile(90), s.FaultLatencyPercentile(99), s.FaultLatencyPercentile(99.9));

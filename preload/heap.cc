@@ -102,8 +102,7 @@ void* HookAlloc(extent_hooks_t*, void* new_addr, size_t size, size_t alignment, 
 
 void HookDestroy(extent_hooks_t*, void* addr, size_t size, bool, unsigned) {
   HookGuard guard;
-  RawMunmap(addr, size);
-  ForgetRanges(reinterpret_cast<uintptr_t>(addr), size);
+  RawMunmap(addr, size);  // the pager learns it from the UNMAP event
 }
 
 bool HookCommit(extent_hooks_t*, void*, size_t, size_t, size_t, unsigned) { return false; }

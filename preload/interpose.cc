@@ -2,17 +2,16 @@
 //
 // mmap: a private anonymous mapping of at least LIBPAGER_MMAP_THRESHOLD
 // bytes is adopted by the pager right after the kernel creates it. munmap,
-// mremap and MADV_DONTNEED of adopted memory need nothing from the preload
-// beyond the system call: the kernel reports them to the pager as UNMAP,
-// REMAP and REMOVE events, and the call returns only once the pager has read
-// the event. What the preload adds:
-//  - mremap growing a paged range: the kernel extends the registration, the
-//    pager is told of the new tail (so fork and shutdown cover it);
-//  - MREMAP_DONTUNMAP: the old range stays registered and is adopted again;
-//  - MADV_FREE on paged memory is followed by MADV_DONTNEED: the kernel
-//    reports MADV_FREE as a REMOVE but frees lazily, so the page would stay
-//    resident and uncounted; reading zeros afterwards is what MADV_FREE
-//    allows anyway.
+// mremap and MADV_DONTNEED of adopted memory need nothing from the preload:
+// the kernel reports them to the pager as UNMAP, REMAP and REMOVE events, in
+// order, and a registered range grown by mremap is found by the pager at its
+// first fault (regions.h). So neither is interposed, and nothing here takes
+// a lock a signal handler's munmap could meet. What the preload adds:
+//  - MADV_FREE that succeeded is followed by MADV_DONTNEED: the kernel
+//    reports MADV_FREE as a REMOVE but frees lazily, so a paged page would
+//    stay resident and uncounted. Reading zeros afterwards is what MADV_FREE
+//    allows anyway, and a private anonymous range (the only kind MADV_FREE
+//    takes) loses nothing by it, paged or not.
 // mprotect is not interposed: a registration survives it, faults on a
 // protected page are the program's (SIGSEGV, as without the pager), and the
 // evictor leaves alone a page the kernel will not move (read-only, locked).
@@ -28,9 +27,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
+#include "log.h"  // libpager's own (libpager/src)
+#include "pager/pager.h"
 #include "preload.h"
 
 namespace pager::preload {
@@ -55,39 +57,18 @@ bool Pageable(size_t len, int flags) {
 }
 
 void* Mmap(void* addr, size_t len, int prot, int flags, int fd, long off) {
-  if (InPagerContext() || !Pageable(len, flags)) {
-    void* p = RawMmap(addr, len, prot, flags, fd, off);
-    // MAP_FIXED may have replaced paged memory (the kernel reports the unmap).
-    if (p != MAP_FAILED && (flags & MAP_FIXED) && !t_pager_thread) ForgetRanges(reinterpret_cast<uintptr_t>(p), len);
-    return p;
-  }
+  if (InPagerContext() || !Pageable(len, flags)) return RawMmap(addr, len, prot, flags, fd, off);
   // Populating before the registration would leave pages the pager does not
   // know of: populate through it instead.
   const bool populate = flags & MAP_POPULATE;
   void* p = RawMmap(addr, len, prot, flags & ~MAP_POPULATE, fd, off);
   if (p == MAP_FAILED) return p;
-  if (flags & MAP_FIXED) ForgetRanges(reinterpret_cast<uintptr_t>(p), len);
   AdoptRange(p, len);
   if (populate) RawMadvise(p, len, (prot & PROT_WRITE) ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
   return p;
 }
 
-void* Mremap(void* old, size_t old_len, size_t new_len, int flags, void* new_addr) {
-  if (InPagerContext() || !IsPaged(old, old_len)) return RawMremap(old, old_len, new_len, flags, new_addr);
-  void* r = RawMremap(old, old_len, new_len, flags, new_addr);
-  if (r == MAP_FAILED) return r;
-  const uintptr_t from = reinterpret_cast<uintptr_t>(old), to = reinterpret_cast<uintptr_t>(r);
-  const size_t ol = PageUp(old_len), nl = PageUp(new_len);
-  if (to != from) {
-    ForgetRanges(from, ol);
-    RecordRange(to, nl < ol ? nl : ol);
-    if (flags & MREMAP_DONTUNMAP) AdoptRange(old, ol);  // left behind, registered, empty
-  } else if (nl < ol) {
-    ForgetRanges(from + nl, ol - nl);
-  }
-  if (nl > ol) AdoptRange(reinterpret_cast<void*>(to + ol), nl - ol);
-  return r;
-}
+std::atomic<bool> g_adopt_warned{false};
 
 struct ThreadStart {
   void* (*fn)(void*);
@@ -115,6 +96,18 @@ PthreadCreate RealPthreadCreate() {
 }
 
 }  // namespace
+
+void AdoptRange(void* addr, size_t len) {
+  Pager* p = CurrentPager();
+  if (p == nullptr || len == 0) return;
+  PagerScope scope;
+  Status s = p->Adopt(addr, PageUp(len));
+  if (!s.ok() && !g_adopt_warned.exchange(true)) {
+    PAGER_LOG_WARN("cannot page %zu bytes at %p (%s); such memory stays ordinary memory", PageUp(len), addr,
+                   s.message().c_str());
+  }
+}
+
 }  // namespace pager::preload
 
 using namespace pager::preload;
@@ -129,26 +122,9 @@ void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) _
   return Mmap(addr, len, prot, flags, fd, off);
 }
 
-int munmap(void* addr, size_t len) __THROW {
-  int r = RawMunmap(addr, len);
-  if (r == 0 && !t_pager_thread) ForgetRanges(reinterpret_cast<uintptr_t>(addr), len);
-  return r;
-}
-
-void* mremap(void* old, size_t old_len, size_t new_len, int flags, ...) __THROW {
-  void* new_addr = nullptr;
-  if (flags & MREMAP_FIXED) {
-    va_list ap;
-    va_start(ap, flags);
-    new_addr = va_arg(ap, void*);
-    va_end(ap);
-  }
-  return Mremap(old, old_len, new_len, flags, new_addr);
-}
-
 int madvise(void* addr, size_t len, int advice) __THROW {
   int r = RawMadvise(addr, len, advice);
-  if (r == 0 && advice == MADV_FREE && !InPagerContext() && IsPaged(addr, len)) {
+  if (r == 0 && advice == MADV_FREE && !InPagerContext()) {
     int saved = errno;
     RawMadvise(addr, len, MADV_DONTNEED);
     errno = saved;

@@ -181,7 +181,6 @@ void ForkChild() {
   // after the parent closes it.
   for (int i = 0; i < g_nuffds; i++) close(g_uffds[i]);
   g_nuffds = 0;
-  RangesAfterForkChild();
   g_child_pending.store(true);
   HeapAfterForkChild();
 }

@@ -3,8 +3,7 @@
 //   preload.cc    settings, start-up, fork, the stats line at exit
 //   heap.cc       jemalloc: paged arenas (extent hooks), the pager's own
 //                 unpaged arena, binding threads to them
-//   interpose.cc  mmap, mmap64, munmap, mremap, madvise, pthread_create
-//   ranges.cc     the ranges this process has handed to the pager
+//   interpose.cc  mmap, mmap64, madvise, pthread_create; adoption of ranges
 //
 // Who may touch paged memory. A fault in paged memory is served by the
 // pager's thread; if that thread (or a thread it waits for, like a store
@@ -88,16 +87,12 @@ void HeapAfterForkChild();
 // Extents handed to the pager so far (for the stats line).
 uint64_t HeapExtentBytes();
 
-// ---- ranges (ranges.cc) ---------------------------------------------------------
-// Adopts [addr, addr+len) into the current pager and records it. Silent when
-// no pager runs; a refused adoption is logged once and the range stays plain.
+// ---- adoption (interpose.cc) -------------------------------------------------
+// Hands [addr, addr+len) to the current pager. Silent when no pager runs; a
+// refused adoption is logged once and the range stays plain. What happens
+// to it afterwards (munmap, mremap, MADV_DONTNEED) the pager learns from the
+// kernel's events, in order: the preload keeps no copy of "what is paged".
 void AdoptRange(void* addr, size_t len);
-bool IsPaged(const void* addr, size_t len);
-void ForgetRanges(uintptr_t addr, size_t len);
-// Records a range the pager already has (an mremap'ed paged range).
-void RecordRange(uintptr_t addr, size_t len);
-// Fork child: the parent's ranges are plain memory here.
-void RangesAfterForkChild();
 
 // ---- raw system calls (interpose.cc) -------------------------------------------
 // Never interposed: the preload, jemalloc and libpager map their own memory

@@ -20,9 +20,9 @@ struct HotColdResult {
 
 // A hot set of `hot` pages touched four times per cold page, while a cold
 // stream 16x the limit passes through once.
-HotColdResult RunHotCold(EvictionPolicy policy, const char* disable) {
+HotColdResult RunHotCold(EvictionPolicy policy) {
   const uint64_t limit = 1024, hot = 256, cold = limit * 16;
-  auto t = MakePager(limit, disable, policy);
+  auto t = MakePager(limit, "", policy);
   auto hmem = t.pager->Map(hot * kPageSize);
   auto cmem = t.pager->Map(cold * kPageSize);
   if (!hmem.ok() || !cmem.ok()) abort();
@@ -48,11 +48,12 @@ HotColdResult RunHotCold(EvictionPolicy policy, const char* disable) {
   return r;
 }
 
-class EvictionPolicyTest : public ::testing::TestWithParam<const char*> {};
-
-TEST_P(EvictionPolicyTest, HotSetStaysResidentWhileColdStreamPasses) {
-  HotColdResult clock = RunHotCold(EvictionPolicy::kClock, GetParam());
-  HotColdResult fifo = RunHotCold(EvictionPolicy::kFifo, GetParam());
+// A policy test: the store completes at once, so that swap-ins count the
+// policy's choices, not write-back timing (a slow store serves re-touches
+// from write buffers).
+TEST(EvictionPolicyTest, HotSetStaysResidentWhileColdStreamPasses) {
+  HotColdResult clock = RunHotCold(EvictionPolicy::kClock);
+  HotColdResult fifo = RunHotCold(EvictionPolicy::kFifo);
   RecordProperty("clock_hot_swapins", std::to_string(clock.hot_swapins));
   RecordProperty("fifo_hot_swapins", std::to_string(fifo.hot_swapins));
   // FIFO evicts every hot page once per pass of the limit through memory.
@@ -63,9 +64,6 @@ TEST_P(EvictionPolicyTest, HotSetStaysResidentWhileColdStreamPasses) {
   // in memory but unmapped, so not all of them show.
   EXPECT_GE(clock.hot_resident, 256u * 7 / 10) << "the hot set should end resident";
 }
-
-INSTANTIATE_TEST_SUITE_P(Modes, EvictionPolicyTest, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return ModeName(info.param); });
 
 TEST(EvictionLimit, ResidentNeverExceedsTheLimitUnderSequentialWrites) {
   const uint64_t limit = 512;

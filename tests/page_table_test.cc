@@ -17,7 +17,7 @@ constexpr PageState kAllStates[] = {PageState::kEmpty,   PageState::kResident, P
 // Every field of an entry, as a plain struct to compare against.
 struct Fields {
   PageState state = PageState::kEmpty;
-  bool referenced = false, queued_active = false, queued_inactive = false, drop_pending = false;
+  bool referenced = false, queued_active = false, queued_inactive = false;
   uint32_t aux = 0;
   bool has_slot = false;
   uint32_t slot = 0;
@@ -25,13 +25,19 @@ struct Fields {
   bool operator==(const Fields&) const = default;
 };
 
+// The entry of `page`, created if needed (the table's Create, checked).
+PageEntry& At(PageTable& t, uint64_t page) {
+  PageEntry* e = t.Create(page);
+  EXPECT_NE(e, nullptr);
+  return *e;
+}
+
 Fields Read(const PageEntry& e) {
   Fields f;
   f.state = e.state();
   f.referenced = e.referenced();
   f.queued_active = e.queued_active();
   f.queued_inactive = e.queued_inactive();
-  f.drop_pending = e.drop_pending();
   f.aux = e.aux();
   f.has_slot = e.has_slot();
   if (f.has_slot) f.slot = e.slot();
@@ -43,7 +49,6 @@ void Write(PageEntry& e, const Fields& f) {
   e.set_referenced(f.referenced);
   e.set_queued_active(f.queued_active);
   e.set_queued_inactive(f.queued_inactive);
-  e.set_drop_pending(f.drop_pending);
   e.set_aux(f.aux);
   if (f.has_slot) {
     e.set_slot(f.slot);
@@ -54,7 +59,7 @@ void Write(PageEntry& e, const Fields& f) {
 
 std::ostream& operator<<(std::ostream& os, const Fields& f) {
   return os << "{state=" << PageStateName(f.state) << " ref=" << f.referenced << " qa=" << f.queued_active
-            << " qi=" << f.queued_inactive << " drop=" << f.drop_pending << " aux=" << f.aux
+            << " qi=" << f.queued_inactive << " aux=" << f.aux
             << " slot=" << (f.has_slot ? std::to_string(f.slot) : "none") << "}";
 }
 
@@ -71,8 +76,8 @@ TEST(PageEntry, IsEightBytesAndStartsEmptyWithNoSlot) {
 TEST(PageTable, ChunkCostsEightBytesPerEntry) {
   // "8 bytes a page": a chunk's entries sit back to back, 4 KiB per 512 pages.
   PageTable t;
-  PageEntry* first = &t.At(0);
-  PageEntry* last = &t.At(PageTable::kChunkPages - 1);
+  PageEntry* first = &At(t, 0);
+  PageEntry* last = &At(t, PageTable::kChunkPages - 1);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(last) - reinterpret_cast<uintptr_t>(first),
             (PageTable::kChunkPages - 1) * 8);
   EXPECT_EQ(PageTable::kChunkPages * sizeof(PageEntry), 4096u);
@@ -81,7 +86,7 @@ TEST(PageTable, ChunkCostsEightBytesPerEntry) {
 TEST(PageEntry, EveryStateTransitionKeepsTheOtherFields) {
   // From every state to every state: a setter that ORs instead of replacing
   // the state bits, or touches the flags next to them, shows here.
-  Fields other{PageState::kEmpty, true, false, true, true, 0xABCDEF, true, 0x12345678};
+  Fields other{PageState::kEmpty, true, false, true, 0xABCDEF, true, 0x12345678};
   for (PageState from : kAllStates) {
     for (PageState to : kAllStates) {
       PageEntry e;
@@ -107,14 +112,13 @@ TEST(PageEntry, EachFlagSetsAndClearsAlone) {
       {"referenced", &PageEntry::set_referenced, &PageEntry::referenced},
       {"queued_active", &PageEntry::set_queued_active, &PageEntry::queued_active},
       {"queued_inactive", &PageEntry::set_queued_inactive, &PageEntry::queued_inactive},
-      {"drop_pending", &PageEntry::set_drop_pending, &PageEntry::drop_pending},
   };
   // Against an all-clear and an all-set background: a setter that writes the
   // wrong bit, or clears its neighbours, changes some other getter.
   for (bool background : {false, true}) {
     Fields base;
     base.state = PageState::kWriting;
-    base.referenced = base.queued_active = base.queued_inactive = base.drop_pending = background;
+    base.referenced = base.queued_active = base.queued_inactive = background;
     base.aux = PageEntry::kMaxAux;
     base.has_slot = true;
     base.slot = kMaxSlot;
@@ -142,7 +146,7 @@ TEST(PageEntry, MaxAuxDoesNotSpillIntoFlagsOrSlot) {
   e.set_aux(PageEntry::kMaxAux);
   EXPECT_EQ(e.aux(), PageEntry::kMaxAux);
   EXPECT_EQ(e.state(), PageState::kEmpty);
-  EXPECT_FALSE(e.referenced() || e.queued_active() || e.queued_inactive() || e.drop_pending());
+  EXPECT_FALSE(e.referenced() || e.queued_active() || e.queued_inactive());
   EXPECT_FALSE(e.has_slot());
   e.set_aux(0);
   EXPECT_EQ(e.raw(), 0u);
@@ -155,12 +159,12 @@ TEST(PageEntry, OversizedAuxIsCutToItsFieldNotSpilledIntoTheSlot) {
   EXPECT_EQ(e.aux(), PageEntry::kMaxAux);
   EXPECT_EQ(e.slot(), 5u);
   EXPECT_EQ(e.state(), PageState::kEmpty);
-  EXPECT_FALSE(e.referenced() || e.queued_active() || e.queued_inactive() || e.drop_pending());
+  EXPECT_FALSE(e.referenced() || e.queued_active() || e.queued_inactive());
 }
 
 TEST(PageEntry, AuxChangeKeepsStateFlagsAndSlot) {
   PageEntry e;
-  Fields f{PageState::kReading, true, true, true, true, 7, true, 99};
+  Fields f{PageState::kReading, true, true, true, 7, true, 99};
   Write(e, f);
   for (uint32_t aux : {0u, 1u, 0x800000u, PageEntry::kMaxAux, 0x5A5A5Au}) {
     e.set_aux(aux);
@@ -190,7 +194,7 @@ TEST(PageEntry, MaxSlotRoundTrips) {
 
 TEST(PageEntry, SlotChangeKeepsStateFlagsAndAux) {
   PageEntry e;
-  Fields f{PageState::kSwapped, true, false, true, false, PageEntry::kMaxAux, false, 0};
+  Fields f{PageState::kSwapped, true, false, true, PageEntry::kMaxAux, false, 0};
   Write(e, f);
   for (uint32_t slot : {0u, 1u, 0x7FFFFFFFu, 0x80000000u, kMaxSlot, 12345u}) {
     e.set_slot(slot);
@@ -212,7 +216,6 @@ TEST(PageEntry, RandomFieldCombinationsRoundTrip) {
     f.referenced = rng() & 1;
     f.queued_active = rng() & 1;
     f.queued_inactive = rng() & 1;
-    f.drop_pending = rng() & 1;
     f.aux = static_cast<uint32_t>(rng()) & PageEntry::kMaxAux;
     f.has_slot = rng() & 1;
     f.slot = f.has_slot ? static_cast<uint32_t>(rng() % (uint64_t{kMaxSlot} + 1)) : 0;
@@ -229,7 +232,7 @@ TEST(PageTable, FindDoesNotCreateAndAtCreatesEmpty) {
   PageTable t;
   EXPECT_EQ(t.Find(12345), nullptr);
   EXPECT_EQ(t.chunk_count(), 0u);
-  PageEntry& e = t.At(12345);
+  PageEntry& e = At(t, 12345);
   EXPECT_EQ(t.chunk_count(), 1u);
   EXPECT_EQ(e.raw(), 0u);
   EXPECT_EQ(t.Find(12345), &e);
@@ -245,14 +248,14 @@ TEST(PageTable, EntriesAcrossChunkBoundariesAreDistinct) {
   PageTable t;
   const uint64_t k = PageTable::kChunkPages;
   const uint64_t pages[] = {0, 1, k - 1, k, k + 1, 2 * k - 1, 2 * k, 1000 * k + 3, (uint64_t{1} << 40) + 7};
-  for (uint64_t p : pages) t.At(p).set_slot(static_cast<uint32_t>(p % 1000003));
+  for (uint64_t p : pages) At(t, p).set_slot(static_cast<uint32_t>(p % 1000003));
   // Interleave lookups so the last-chunk cache is exercised in both orders.
   for (uint64_t p : pages) {
     ASSERT_NE(t.Find(p), nullptr) << p;
     EXPECT_EQ(t.Find(p)->slot(), p % 1000003) << p;
-    EXPECT_EQ(t.At(p).slot(), p % 1000003) << p;
+    EXPECT_EQ(At(t, p).slot(), p % 1000003) << p;
   }
-  for (size_t i = std::size(pages); i-- > 0;) EXPECT_EQ(t.At(pages[i]).slot(), pages[i] % 1000003);
+  for (size_t i = std::size(pages); i-- > 0;) EXPECT_EQ(At(t, pages[i]).slot(), pages[i] % 1000003);
   EXPECT_EQ(t.chunk_count(), 5u);  // {0, 1, 2, 1000, 2^31} chunks
 }
 
@@ -268,7 +271,7 @@ TEST(PageTable, MatchesAMapUnderRandomAccess) {
       e.set_state(kAllStates[1 + rng() % 6]);
       e.set_aux(static_cast<uint32_t>(rng()) & PageEntry::kMaxAux);
       e.set_slot(static_cast<uint32_t>(rng() % kMaxSlot));
-      t.At(page) = e;
+      At(t, page) = e;
       shadow[page] = e.raw();
     } else {
       PageEntry* e = t.Find(page);
@@ -283,8 +286,8 @@ TEST(PageTable, ForRangeVisitsExactlyTheExistingPagesInOrder) {
   PageTable t;
   const uint64_t k = PageTable::kChunkPages;
   // Chunks 1 and 3 exist; 0, 2 and 4 do not.
-  t.At(k + 5).set_state(PageState::kResident);
-  t.At(3 * k + 7).set_state(PageState::kSwapped);
+  At(t, k + 5).set_state(PageState::kResident);
+  At(t, 3 * k + 7).set_state(PageState::kSwapped);
   const uint64_t first = k - 10, pages = 4 * k + 20;  // from chunk 0 into chunk 4
   std::vector<uint64_t> seen;
   t.ForRange(first, pages, [&](uint64_t page, PageEntry& e) {
@@ -307,7 +310,7 @@ TEST(PageTable, ForRangeVisitsExactlyTheExistingPagesInOrder) {
 TEST(PageTable, ForRangeStopsAtTheRangeInsideAChunk) {
   PageTable t;
   const uint64_t k = PageTable::kChunkPages;
-  for (uint64_t p = 0; p < 3 * k; p++) t.At(p).set_aux(static_cast<uint32_t>(p));
+  for (uint64_t p = 0; p < 3 * k; p++) At(t, p).set_aux(static_cast<uint32_t>(p));
   std::vector<uint64_t> seen;
   // Starts mid-chunk 0, crosses all of chunk 1, ends mid-chunk 2.
   t.ForRange(k - 3, k + 6, [&](uint64_t page, PageEntry& e) {
@@ -318,20 +321,20 @@ TEST(PageTable, ForRangeStopsAtTheRangeInsideAChunk) {
   for (size_t i = 0; i < seen.size(); i++) EXPECT_EQ(seen[i], k - 3 + i);
   // Writes through ForRange land in the table.
   t.ForRange(5, 1, [](uint64_t, PageEntry& e) { e.set_state(PageState::kPoisoned); });
-  EXPECT_EQ(t.At(5).state(), PageState::kPoisoned);
-  EXPECT_EQ(t.At(4).state(), PageState::kEmpty);
-  EXPECT_EQ(t.At(6).state(), PageState::kEmpty);
+  EXPECT_EQ(At(t, 5).state(), PageState::kPoisoned);
+  EXPECT_EQ(At(t, 4).state(), PageState::kEmpty);
+  EXPECT_EQ(At(t, 6).state(), PageState::kEmpty);
 }
 
 TEST(PageTable, TrimFreesOnlyChunksWhoseEntriesAreAllEmpty) {
   PageTable t;
   const uint64_t k = PageTable::kChunkPages;
-  t.At(0);                                              // chunk 0: all empty
-  t.At(k + 511).set_state(PageState::kSwapped);         // chunk 1: last entry in use
-  t.At(2 * k).set_queued_inactive(true);                // chunk 2: only a queue bit
-  t.At(3 * k + 100).set_slot(0);                        // chunk 3: kEmpty state, but a slot
-  t.At(4 * k + 1);                                      // chunk 4: all empty
-  t.At(5 * k + 2).set_referenced(true);                 // chunk 5: only referenced
+  At(t, 0);                                              // chunk 0: all empty
+  At(t, k + 511).set_state(PageState::kSwapped);         // chunk 1: last entry in use
+  At(t, 2 * k).set_queued_inactive(true);                // chunk 2: only a queue bit
+  At(t, 3 * k + 100).set_slot(0);                        // chunk 3: kEmpty state, but a slot
+  At(t, 4 * k + 1);                                      // chunk 4: all empty
+  At(t, 5 * k + 2).set_referenced(true);                 // chunk 5: only referenced
   ASSERT_EQ(t.chunk_count(), 6u);
   t.Trim(0, 6 * k);
   EXPECT_EQ(t.Find(0), nullptr);
@@ -349,7 +352,7 @@ TEST(PageTable, TrimFreesOnlyChunksWhoseEntriesAreAllEmpty) {
 TEST(PageTable, TrimLeavesChunksOutsideTheRange) {
   PageTable t;
   const uint64_t k = PageTable::kChunkPages;
-  for (uint64_t c = 0; c < 4; c++) t.At(c * k);  // four all-empty chunks
+  for (uint64_t c = 0; c < 4; c++) At(t, c * k);  // four all-empty chunks
   t.Trim(k, 2 * k);                                // exactly chunks 1 and 2
   EXPECT_NE(t.Find(0), nullptr);
   EXPECT_EQ(t.Find(k), nullptr);
@@ -361,12 +364,12 @@ TEST(PageTable, TrimLeavesChunksOutsideTheRange) {
 TEST(PageTable, TrimmedChunkIsNotReachedThroughTheLookupCache) {
   PageTable t;
   const uint64_t k = PageTable::kChunkPages;
-  t.At(k + 3);  // chunk 1 is now the cached chunk
+  At(t, k + 3);  // chunk 1 is now the cached chunk
   t.Trim(k, k);
   EXPECT_EQ(t.chunk_count(), 0u);
   // A stale cache would hand back the freed chunk here.
   EXPECT_EQ(t.Find(k + 3), nullptr);
-  t.At(k + 3).set_state(PageState::kResident);
+  At(t, k + 3).set_state(PageState::kResident);
   EXPECT_EQ(t.chunk_count(), 1u);
   ASSERT_NE(t.Find(k + 3), nullptr);
   EXPECT_EQ(t.Find(k + 3)->state(), PageState::kResident);
@@ -376,8 +379,8 @@ TEST(PageTable, TrimmedChunkIsNotReachedThroughTheLookupCache) {
 TEST(PageTable, ForAllVisitsEveryEntryOfEveryChunk) {
   PageTable t;
   const uint64_t k = PageTable::kChunkPages;
-  t.At(3).set_aux(1);
-  t.At(7 * k + 9).set_aux(2);
+  At(t, 3).set_aux(1);
+  At(t, 7 * k + 9).set_aux(2);
   uint64_t count = 0, aux_sum = 0;
   bool saw_3 = false, saw_far = false;
   t.ForAll([&](uint64_t page, PageEntry& e) {

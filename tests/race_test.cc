@@ -1,6 +1,7 @@
 // Hammer tests of the fault path's races. Every one writes page-specific
 // patterns while eviction runs and verifies every byte afterwards; each runs
-// under both eviction protocols (UFFDIO_MOVE, and write-protect + copy).
+// with a store that completes at once and with one that completes late and
+// out of order (test_util.h, kModes).
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
@@ -268,12 +269,6 @@ TEST_P(EvictionRace, ThreadWaitingForASwapInOfADiscardedPageIsWoken) {
 // flight for them, must follow the pages to the new address. Each thread
 // owns a region and moves it to a fresh address every 200 operations.
 TEST_P(EvictionRace, RegionMovedDuringEvictionKeepsEveryPage) {
-  if (std::string(GetParam()) == "move") {
-    // Known bug of the fallback (kernels before 6.8), found by this test: a
-    // run moved between its write-protect copy and its drop is dropped at
-    // the old address and the pages go wrong at the new one (docs/design.md).
-    GTEST_SKIP() << "WP fallback loses pages moved by mremap mid-eviction (known bug)";
-  }
   const uint64_t limit = 256;
   auto t = MakePager(limit, GetParam());
   t.store->DelayCompletions(1000);

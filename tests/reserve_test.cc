@@ -1,6 +1,7 @@
-// The reserve: one level for staging pages and the reserve arena, the
-// arena's extents inside the pool, the pager's threads allocating only from
-// it, and exhaustion falling back instead of failing.
+// The reserve: one level for staging pages and the pager's own reserve
+// arena, the arena's extents inside the pool, the pager's threads allocating
+// only from it, exhaustion falling back instead of failing, and one pager's
+// debt never throttling another.
 //
 // This binary interposes malloc (forwarding to jemalloc's mallocx family) to
 // count every allocation made on a thread the test did not create, i.e. on
@@ -30,8 +31,7 @@ std::atomic<uint64_t> g_pager_allocs{0}, g_off_pool{0};
 void* Note(void* p) {
   if (p != nullptr && !t_app_thread && g_counting.load(std::memory_order_relaxed)) {
     g_pager_allocs.fetch_add(1, std::memory_order_relaxed);
-    pager::ReserveArena* a = pager::ReserveArena::Current();
-    if (a == nullptr || !a->Contains(p)) g_off_pool.fetch_add(1, std::memory_order_relaxed);
+    if (!pager::ReserveArena::InAnyRegion(p)) g_off_pool.fetch_add(1, std::memory_order_relaxed);
   }
   return p;
 }
@@ -99,30 +99,30 @@ void operator delete[](void* p, size_t, std::align_val_t) noexcept { free(p); }
 namespace pager::testing {
 namespace {
 
-// Every test in this process shares the process-wide arena; the first call
-// sizes it.
+// An arena of the tests' own, as a Reserve would acquire one.
 constexpr uint64_t kArenaBytes = 3u << 20;
 ReserveArena* Arena() {
-  ReserveArena* a = ReserveArena::Get(kArenaBytes);
+  static ReserveArena* a = ReserveArena::Acquire(kArenaBytes);
   if (a == nullptr) abort();
   return a;
 }
 
-// Runs fn on a thread bound to the arena, as a pager thread would be.
+// Runs fn on a thread bound to `a`, as a pager thread would be.
 template <class Fn>
-void OnPagerThread(Fn fn) {
+void OnPagerThread(const ReserveArena* a, Fn fn) {
   std::thread t([&] {
-    ReserveArena::EnterPagerThread();
+    ReserveArena::EnterThread(a);
     fn();
   });
   t.join();
 }
 
 TEST(ReserveAccounting, StagingAndArenaShareOneLevel) {
-  ReserveArena* a = Arena();
   auto r = Reserve::Create(8u << 20);
   ASSERT_TRUE(r.ok());
   Reserve& res = **r;
+  ReserveArena* a = res.arena();
+  ASSERT_NE(a, nullptr);
   EXPECT_EQ(res.total_pages(), res.staging_pages() + a->total_pages());
   const uint64_t free0 = res.free_pages();
 
@@ -132,7 +132,7 @@ TEST(ReserveAccounting, StagingAndArenaShareOneLevel) {
   EXPECT_EQ(res.free_pages(), free0 - 100);
 
   void* big = nullptr;
-  OnPagerThread([&] { big = malloc(256 << 10); });
+  OnPagerThread(a, [&] { big = malloc(256 << 10); });
   ASSERT_TRUE(a->Contains(big));
   EXPECT_LE(res.free_pages(), free0 - 100 - 64) << "the arena's use is part of the level";
   res.NoteLevel();
@@ -146,7 +146,6 @@ TEST(ReserveAccounting, StagingAndArenaShareOneLevel) {
 }
 
 TEST(ReserveAccounting, BelowHalfIsTheThrottlePoint) {
-  Arena();
   auto r = Reserve::Create(8u << 20);
   ASSERT_TRUE(r.ok());
   Reserve& res = **r;
@@ -164,7 +163,7 @@ TEST(ReserveAccounting, BelowHalfIsTheThrottlePoint) {
 
 TEST(ReserveArena, ExtentsLieInsideThePool) {
   ReserveArena* a = Arena();
-  const int flags = ReserveArena::Flags();
+  const int flags = a->flags();
   ASSERT_NE(flags, 0);
   std::vector<void*> ptrs;
   for (size_t size = 8; size <= (256u << 10); size *= 2) {
@@ -188,7 +187,7 @@ TEST(ReserveArena, ExtentsLieInsideThePool) {
 TEST(ReserveArena, PlainMallocOnAPagerThreadComesFromThePool) {
   ReserveArena* a = Arena();
   std::vector<void*> ptrs;
-  OnPagerThread([&] {
+  OnPagerThread(a, [&] {
     for (size_t size : {16, 100, 3000, 20000, 300000}) ptrs.push_back(malloc(size));
     ptrs.push_back(new std::vector<int>(1000));  // C++ allocations too
   });
@@ -203,13 +202,14 @@ TEST(ReserveArena, PlainMallocOnAPagerThreadComesFromThePool) {
 }
 
 TEST(ReserveArena, ItsOwnShareCannotHoldThePoolBelowHalf) {
-  ReserveArena* a = Arena();
   auto r = Reserve::Create(8u << 20);
   ASSERT_TRUE(r.ok());
+  ReserveArena* a = (*r)->arena();
+  ASSERT_NE(a, nullptr);
   // Fill the arena's region completely (until it overflows).
   std::vector<void*> ptrs;
   const uint64_t overflows0 = a->overflows();
-  OnPagerThread([&] {
+  OnPagerThread(a, [&] {
     while (a->overflows() == overflows0) ptrs.push_back(malloc(64 << 10));
   });
   EXPECT_GE(a->used_pages() * 8, a->total_pages() * 7) << "the region should be (nearly) full";
@@ -222,7 +222,7 @@ TEST(ReserveArena, ExhaustionFallsBackToOrdinaryMemory) {
   const uint64_t overflows0 = a->overflows();
   const uint64_t used0 = a->used_pages();
   std::vector<char*> ptrs;
-  OnPagerThread([&] {
+  OnPagerThread(a, [&] {
     // Twice the region, in pieces small and large: every one succeeds.
     uint64_t bytes = 0;
     while (bytes < 2 * kArenaBytes) {
@@ -243,8 +243,40 @@ TEST(ReserveArena, ExhaustionFallsBackToOrdinaryMemory) {
   EXPECT_LE(a->used_pages(), used0 + 16) << "freed extents go back to the region";
 }
 
+// Issue 9, problem 8: with one arena for the process, sized by the first
+// Reserve and counted whole in every pager's level, one pager's allocations
+// held another below half for good, and its faults parked forever.
+TEST(ReserveAccounting, OnePagersDebtDoesNotThrottleAnother) {
+  auto first = Reserve::Create(16u << 20);
+  auto second = Reserve::Create(1u << 20);
+  ASSERT_TRUE(first.ok() && second.ok());
+  ReserveArena* a = (*first)->arena();
+  ASSERT_NE(a, nullptr);
+  EXPECT_NE(a, (*second)->arena()) << "each pager has an arena of its own";
+  // The first pager's threads fill its arena.
+  std::vector<void*> ptrs;
+  const uint64_t overflows0 = a->overflows();
+  OnPagerThread(a, [&] {
+    while (a->overflows() == overflows0) ptrs.push_back(malloc(64 << 10));
+  });
+  EXPECT_FALSE((*second)->BelowHalf()) << "the second pager pays for the first one's allocations";
+  EXPECT_EQ((*second)->free_pages(), (*second)->total_pages());
+  for (void* p : ptrs) free(p);
+}
+
+TEST(ReserveArena, AReleasedArenaIsReusedBySameSizedReserve) {
+  ReserveArena* before = nullptr;
+  {
+    auto r = Reserve::Create(5u << 20);
+    ASSERT_TRUE(r.ok());
+    before = (*r)->arena();
+  }
+  auto r = Reserve::Create(5u << 20);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->arena(), before) << "locked memory must stay bounded by the pagers alive at once";
+}
+
 TEST(PagerThreads, AllocateOnlyFromThePool) {
-  Arena();
   char dir[] = "/tmp/reserve_test.XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   g_pager_allocs = 0;

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -67,12 +69,23 @@ Config TestConfig(uint64_t limit_pages) {
   return c;
 }
 
-TestPager MakePager(uint64_t limit_pages, const std::string& disable, EvictionPolicy policy) {
+TestPager MakePager(uint64_t limit_pages, const std::string& mode, EvictionPolicy policy) {
   Config c = TestConfig(limit_pages);
-  c.disable_features = disable;
+  bool slow = false;
+  for (size_t pos = 0; pos <= mode.size();) {
+    size_t end = std::min(mode.find(',', pos), mode.size());
+    std::string item = mode.substr(pos, end - pos);
+    if (item == "slow") {
+      slow = true;
+    } else if (!item.empty()) {
+      c.disable_features += (c.disable_features.empty() ? "" : ",") + item;
+    }
+    pos = end + 1;
+  }
   c.policy = policy;
   auto store = std::make_unique<MemoryStore>();
   MemoryStore* raw = store.get();
+  if (slow) raw->DelayCompletions(kSlowStoreUs);
   auto p = Pager::Create(c, std::move(store));
   if (!p.ok()) {
     fprintf(stderr, "Pager::Create: %s\n", p.status().message().c_str());
@@ -109,6 +122,6 @@ void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes
   ::testing::Test::RecordProperty("limit_plus_reserve", std::to_string(limit_bytes + s.reserve_bytes));
 }
 
-std::string ModeName(const std::string& disable) { return disable.empty() ? "Move" : "WriteProtect"; }
+std::string ModeName(const std::string& mode) { return mode == "slow" ? "SlowStore" : "InlineStore"; }
 
 }  // namespace pager::testing

@@ -2,7 +2,9 @@
 // over an in-memory store that the test can reach.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <thread>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -35,10 +37,28 @@ void FillPages(unsigned char* p, size_t pages, uint64_t version);
 long FirstWrongPage(const unsigned char* p, size_t pages, uint64_t version);
 
 // A pager with `limit_pages` resident pages at most, over a MemoryStore.
-// `disable` is passed to Config::disable_features.
-TestPager MakePager(uint64_t limit_pages, const std::string& disable = "",
+// `mode` is a comma-separated list: "slow" makes the store complete every op
+// late and out of order (up to kSlowStoreUs), so reads and writes are in
+// flight while the program races them; anything else is passed to
+// Config::disable_features.
+TestPager MakePager(uint64_t limit_pages, const std::string& mode = "",
                     EvictionPolicy policy = EvictionPolicy::kClock);
+inline constexpr uint32_t kSlowStoreUs = 300;
 Config TestConfig(uint64_t limit_pages);
+
+// Synced stats once `pred(stats)` holds, or the last ones after `deadline`
+// (the caller's EXPECT on them then fails, naming what did not happen). For
+// conditions that wait on the store's completions (a slow store).
+template <class Pred>
+Stats StatsWhen(Pager& p, Pred pred, std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    p.Sync();
+    Stats s = p.GetStats();
+    if (pred(s) || std::chrono::steady_clock::now() > end) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
 
 // Waits until the pager has nothing left to do (resident under the high
 // watermark and no I/O in flight), up to a few seconds.
@@ -60,8 +80,9 @@ inline constexpr bool kRssIsMeaningful = true;
 // RSS means something (not under TSan); the growth is recorded either way.
 void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes, const Stats& s);
 
-// The eviction path modes every race test runs under.
-inline const char* const kModes[] = {"", "move"};  // default (MOVE), WP fallback
-std::string ModeName(const std::string& disable);
+// The store timings every race test runs under: ops completed at once, and
+// ops completed late and out of order.
+inline const char* const kModes[] = {"", "slow"};
+std::string ModeName(const std::string& mode);
 
 }  // namespace pager::testing

@@ -1,9 +1,9 @@
-// PagerCore's shared pieces: construction, ops, queues, admission, and the
-// page lifecycle events (discard, relocate).
+// PagerCore's shared pieces: construction, ops, queues, admission, the
+// regions, and the page lifecycle events (remove, unmap, remap).
+#include <sys/mman.h>
 #include <time.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 
 #include "checksum.h"
@@ -18,11 +18,10 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-PagerCore::PagerCore(const Config& cfg, Uffd uffd, std::optional<Uffd> staging, Frames frames,
-                     std::unique_ptr<Reserve> reserve, Store* store, StatsBlock* stats)
+PagerCore::PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_ptr<Reserve> reserve, Store* store,
+                     StatsBlock* stats)
     : cfg_(cfg),
       uffd_(std::move(uffd)),
-      staging_(std::move(staging)),
       frames_(std::move(frames)),
       reserve_(std::move(reserve)),
       store_(store),
@@ -34,11 +33,23 @@ PagerCore::PagerCore(const Config& cfg, Uffd uffd, std::optional<Uffd> staging, 
       inactive_target_(std::max<uint64_t>(
           64, static_cast<uint64_t>(static_cast<double>(limit_) * cfg.inactive_ratio))),
       max_run_(std::min<uint32_t>(kMaxRun, std::max<uint32_t>(1, store->max_pages_per_op()))),
-      zeros_(kMaxRun * kPageSize) {
+      zeros_(kMaxRun * kPageSize),
+      retry_reads_(PoolAllocator<Op*>(reserve_->arena())),
+      ops_(PoolAllocator<Op*>(reserve_->arena())),
+      free_ops_(PoolAllocator<uint32_t>(reserve_->arena())) {
   zero_checksum_ = PageChecksum(zeros_.data());
   stats_->Set(stats_->limit_pages, limit_);
   stats_->Set(stats_->reserve_bytes, reserve_->total_pages() * kPageSize);
 }
+
+PagerCore::~PagerCore() {
+  for (Op* op : ops_) {
+    op->~Op();
+    ReserveArena::Free(op);
+  }
+}
+
+// ---- ops ----------------------------------------------------------------
 
 Op* PagerCore::NewOp(StoreOp::Kind kind, uint32_t slot, uint32_t pages, std::byte* buf) {
   uint32_t id;
@@ -46,10 +57,12 @@ Op* PagerCore::NewOp(StoreOp::Kind kind, uint32_t slot, uint32_t pages, std::byt
     id = free_ops_.back();
     free_ops_.pop_back();
   } else {
+    void* mem = ReserveArena::Alloc(reserve_->arena(), sizeof(Op));
+    if (mem == nullptr) throw std::bad_alloc();
     id = static_cast<uint32_t>(ops_.size());
-    ops_.push_back(std::make_unique<Op>());
+    ops_.push_back(new (mem) Op());
   }
-  Op* op = ops_[id].get();
+  Op* op = ops_[id];
   op->io = StoreOp{};
   op->io.kind = kind;
   op->io.slot = slot;
@@ -77,6 +90,8 @@ void PagerCore::Submit(Op* op) {
   store_->Submit(&op->io);
 }
 
+// ---- queues and page state ------------------------------------------------
+
 void PagerCore::FreeSlot(PageEntry& e) {
   if (!e.has_slot()) return;
   slots_.Free(e.slot());
@@ -98,18 +113,26 @@ void PagerCore::PushInactive(uint64_t page, PageEntry& e) {
 void PagerCore::SetResident(uint64_t page, PageEntry& e, bool referenced) {
   e.set_state(PageState::kResident);
   e.set_referenced(referenced);
-  e.set_drop_pending(false);
   PushActive(page, e);
 }
 
-bool PagerCore::FillFrame(uint32_t frame, const std::byte* src) {
-  if (staging_) {
-    // The frame is a hole in a uffd-registered area: a plain store would
-    // fault to a uffd nobody reads.
-    return staging_->Copy(frames_.addr(frame), src, 1).done == 1;
-  }
-  memcpy(frames_.at(frame), src, kPageSize);
-  return true;
+// Drops the queue entries of unmapped pages. Their queue bits were cleared
+// when the pages were unmapped; a page of a region adopted later at the same
+// address must not meet its predecessor's entry (the page would be on a
+// queue twice). Linear in the queues; called before a region is added, only
+// when something was unmapped since the last purge.
+void PagerCore::PurgeQueues() {
+  auto keep_if = [this](MetaDeque<uint64_t>& q, bool active) {
+    MetaDeque<uint64_t> kept;
+    for (uint64_t page : q) {
+      const PageEntry* e = table_.Find(page);
+      if (e != nullptr && (active ? e->queued_active() : e->queued_inactive())) kept.push_back(page);
+    }
+    q.swap(kept);
+  };
+  keep_if(active_q_, true);
+  keep_if(inactive_q_, false);
+  stale_entries_ = 0;
 }
 
 bool PagerCore::throttled() const { return !draining_ && reserve_->BelowHalf(); }
@@ -128,95 +151,172 @@ uint32_t PagerCore::Admit(uint32_t want) const {
   return static_cast<uint32_t>(std::min<uint64_t>(want, limit_ - resident_));
 }
 
-bool PagerCore::InPendingDrop(uint64_t page) const {
-  for (const PendingDrop& d : own_drops_) {
-    if (page >= d.first && page < d.first + d.pages) return true;
+void PagerCore::Forget(uint64_t page, PageEntry& e) {
+  switch (e.state()) {
+    case PageState::kResident:
+      resident_--;
+      FreeSlot(e);
+      break;
+    case PageState::kReading:
+      // Its frame was promised; the completion skips it, so it installs
+      // nothing and wakes no one. Threads asleep on the swap-in are woken
+      // here: they re-fault and find the page empty (zeros), or gone.
+      resident_--;
+      reads_in_flight_pages_--;
+      FreeSlot(e);
+      uffd_.Wake(PageTable::AddrOf(page), 1);
+      break;
+    case PageState::kInactive:
+      frames_.Release(e.aux());
+      resident_--;
+      inactive_--;
+      FreeSlot(e);
+      break;
+    case PageState::kWriting:
+      e.clear_slot();  // the op owns the slot until it completes
+      break;
+    case PageState::kSwapped:
+      swapped_--;
+      FreeSlot(e);
+      break;
+    case PageState::kEmpty:
+    case PageState::kPoisoned:
+      break;
   }
-  return false;
 }
 
-bool PagerCore::TakeOwnDrop(uint64_t first, uint64_t pages) {
-  for (PendingDrop& d : own_drops_) {
-    if (!d.remove_seen && d.first == first && d.pages == pages) {
-      d.remove_seen = true;
-      return true;
-    }
-  }
-  return false;
-}
-
-void PagerCore::Discard(uint64_t first, uint64_t pages) {
-  table_.ForRange(first, pages, [this](uint64_t page, PageEntry& e) {
-    switch (e.state()) {
-      case PageState::kResident:
-        resident_--;
-        FreeSlot(e);
-        break;
-      case PageState::kReading:
-        // Its frame was promised; the completion skips it, so it installs
-        // nothing and wakes no one. Threads asleep on the swap-in are woken
-        // here: they re-fault and find the page empty (zeros), or gone.
-        resident_--;
-        FreeSlot(e);
-        uffd_.Wake(PageTable::AddrOf(page), 1);
-        break;
-      case PageState::kInactive:
-        frames_.Release(e.aux());
-        resident_--;
-        inactive_--;
-        FreeSlot(e);
-        break;
-      case PageState::kWriting:
-        e.clear_slot();  // the op owns the slot until it completes
-        break;
-      case PageState::kSwapped:
-        swapped_--;
-        FreeSlot(e);
-        break;
-      case PageState::kEmpty:
-      case PageState::kPoisoned:
-        break;
-    }
-    // Queue bits stay: the queues still hold the page and drop it lazily.
+void PagerCore::Discard(uint64_t first, uint64_t pages, bool unmapped) {
+  table_.ForRange(first, pages, [&](uint64_t page, PageEntry& e) {
+    Forget(page, e);
     bool qa = e.queued_active(), qi = e.queued_inactive();
     e = PageEntry();
-    e.set_queued_active(qa);
-    e.set_queued_inactive(qi);
+    if (unmapped) {
+      // The queues keep their entries, now stale, until PurgeQueues: the
+      // chunk can go (Trim), the address can be reused.
+      stale_entries_ += qa + qi;
+    } else {
+      // Same address, same region: the entries stay valid, dropped lazily.
+      e.set_queued_active(qa);
+      e.set_queued_inactive(qi);
+    }
   });
 }
 
-void PagerCore::Relocate(uint64_t from, uint64_t to, uint64_t pages) {
-  Discard(to, pages);  // whatever was there is gone (mremap replaced it)
-  for (uint64_t i = 0; i < pages; i++) {
-    PageEntry* src = table_.Find(from + i);
-    if (src == nullptr || src->state() == PageState::kEmpty) continue;
-    PageEntry moved = *src;
-    PageEntry left;
-    left.set_queued_active(src->queued_active());
-    left.set_queued_inactive(src->queued_inactive());
-    *src = left;  // the queues' entries for `from` find it empty and drop it
+// ---- regions ----------------------------------------------------------------
 
-    PageEntry& dst = table_.At(to + i);
-    bool qa = dst.queued_active(), qi = dst.queued_inactive();
-    dst = moved;
-    dst.set_queued_active(qa);
-    dst.set_queued_inactive(qi);
+Status PagerCore::AddRegion(uintptr_t addr, uint64_t len) {
+  if (stale_entries_ > 0) PurgeQueues();
+  // Paging works on 4 KiB pages: a huge page would be one 2 MiB unit to the
+  // kernel and unmovable as pages by UFFDIO_MOVE.
+  madvise(reinterpret_cast<void*>(addr), len, MADV_NOHUGEPAGE);
+  Status s = uffd_.Register(reinterpret_cast<void*>(addr), len);
+  if (!s.ok()) return s;
+  regions_.Add(addr, len);
+  // Memory adopted in use: its present pages are resident from now on (and
+  // evictable), not memory the limit cannot see.
+  unsigned char vec[4096];
+  for (uint64_t off = 0; off < len; off += sizeof vec * kPageSize) {
+    const uint64_t n = std::min<uint64_t>(sizeof vec, (len - off) / kPageSize);
+    if (mincore(reinterpret_cast<void*>(addr + off), n * kPageSize, vec) != 0) break;
+    for (uint64_t i = 0; i < n; i++) {
+      if (!(vec[i] & 1)) continue;
+      const uint64_t page = PageTable::PageOf(addr + off) + i;
+      PageEntry* e = table_.Create(page);
+      if (e == nullptr || e->state() != PageState::kEmpty) continue;
+      SetResident(page, *e, true);
+      resident_++;
+    }
+  }
+  return Status();
+}
+
+Status PagerCore::UnmapRegion(uintptr_t addr, uint64_t len) {
+  if (!regions_.Covers(addr, len)) {
+    return Status::Error("Unmap: [" + std::to_string(addr) + ", +" + std::to_string(len) +
+                         ") is not inside a paged region");
+  }
+  // Unregistered first, so that munmap raises no event this thread would
+  // have to read before munmap returns.
+  Status s = uffd_.Unregister(reinterpret_cast<void*>(addr), len);
+  if (!s.ok()) return s;
+  HandleUnmap(addr, addr + len);
+  if (munmap(reinterpret_cast<void*>(addr), len) != 0) return Status::FromErrno("munmap", errno);
+  return Status();
+}
+
+void PagerCore::HandleRemove(uintptr_t start, uintptr_t end) {
+  Discard(PageTable::PageOf(start), (end - start) / kPageSize, false);
+}
+
+void PagerCore::HandleUnmap(uintptr_t start, uintptr_t end) {
+  const uint64_t first = PageTable::PageOf(start), pages = (end - start) / kPageSize;
+  Discard(first, pages, true);
+  table_.Trim(first, pages);
+  regions_.Remove(start, end - start);
+}
+
+void PagerCore::HandleRemap(uintptr_t from_addr, uintptr_t to_addr, uint64_t len) {
+  const uint64_t from = PageTable::PageOf(from_addr), to = PageTable::PageOf(to_addr), pages = len / kPageSize;
+  Discard(to, pages, true);  // whatever was there is gone (mremap replaced it)
+  // The moved pages are queued at their new addresses: no stale entry of an
+  // earlier mapping there may remain (core.h: queue invariants).
+  if (stale_entries_ > 0) PurgeQueues();
+  table_.ForRange(from, pages, [&](uint64_t page, PageEntry& src) {
+    if (src.state() == PageState::kEmpty) {
+      stale_entries_ += src.queued_active() + src.queued_inactive();
+      src = PageEntry();
+      return;
+    }
+    const uint64_t dst_page = to + (page - from);
+    PageEntry moved = src;
+    stale_entries_ += src.queued_active() + src.queued_inactive();
+    src = PageEntry();
+    moved.set_queued_active(false);
+    moved.set_queued_inactive(false);
+    PageEntry* dst = table_.Create(dst_page);
+    if (dst == nullptr) {
+      // No memory for the table: the page's content cannot be followed.
+      // SIGBUS on touch, never a silent zero page.
+      PAGER_LOG_ERROR("mremap: out of memory for the page table; page at %#lx poisoned",
+                      static_cast<unsigned long>(PageTable::AddrOf(dst_page)));
+      Forget(page, moved);
+      (void)uffd_.Poison(PageTable::AddrOf(dst_page), 1);
+      return;
+    }
+    *dst = moved;
     switch (moved.state()) {
-      case PageState::kResident: PushActive(to + i, dst); break;
-      case PageState::kInactive: PushInactive(to + i, dst); break;
+      case PageState::kResident: PushActive(dst_page, *dst); break;
+      case PageState::kInactive: PushInactive(dst_page, *dst); break;
       case PageState::kReading:
       case PageState::kWriting: {
-        Op* op = ops_[moved.aux()].get();
+        Op* op = ops_[moved.aux()];
         for (uint32_t k = 0; k < op->io.pages; k++) {
-          if (op->pages[k] == from + i) op->pages[k] = to + i;
+          if (op->pages[k] == page) op->pages[k] = dst_page;
         }
-        if (op->fault_page == from + i) op->fault_page = to + i;
+        if (op->fault_page == page) op->fault_page = dst_page;
         break;
       }
       default: break;
     }
-  }
+  });
   table_.Trim(from, pages);
+  regions_.Remove(from_addr, len);
+  regions_.Add(to_addr, len);
+  // Threads asleep on a swap-in at the old address were waiting for an
+  // install there that will now happen at the new one: wake them to re-fault
+  // (UffdContract.MremapDoesNotWakeFaultersAtTheOldAddress).
+  uffd_.Wake(from_addr, pages);
+}
+
+void PagerCore::NoteFaultAddress(uintptr_t addr) {
+  if (regions_.Covers(addr, 1)) return;
+  // A grown tail's addresses may have been unmapped before: no stale queue
+  // entry may meet its pages.
+  if (regions_.LearnFrom(addr) > 0 && stale_entries_ > 0) PurgeQueues();
+}
+
+void PagerCore::UnregisterAll() {
+  regions_.ForEach([this](uintptr_t start, uint64_t len) { (void)uffd_.Unregister(reinterpret_cast<void*>(start), len); });
 }
 
 void PagerCore::PublishStats() {
@@ -225,6 +325,8 @@ void PagerCore::PublishStats() {
   s.Set(s.inactive_pages, inactive_);
   s.Set(s.swapped_pages, swapped_);
   s.Set(s.slots_in_use, slots_.in_use());
+  s.Set(s.mapped_bytes, regions_.bytes());
+  s.Set(s.metadata_bytes, MetaBytes());
   reserve_->NoteLevel();
   s.Set(s.reserve_free_bytes, reserve_->free_pages() * kPageSize);
   s.Set(s.reserve_min_free_bytes, reserve_->min_free_pages() * kPageSize);
@@ -232,8 +334,8 @@ void PagerCore::PublishStats() {
   if (const ReserveArena* a = reserve_->arena()) {
     s.Set(s.reserve_arena_bytes, a->used_pages() * kPageSize);
     s.Set(s.reserve_overflows, a->overflows());
-    static std::atomic<bool> warned{false};  // the arena is process-wide
-    if (a->overflows() > 0 && !warned.exchange(true)) {
+    if (a->overflows() > 0 && !warned_overflow_) {
+      warned_overflow_ = true;
       PAGER_LOG_WARN("reserve overflow: the reserve arena's %llu KiB are in use; allocations on the pager's "
                      "threads now come from ordinary memory (raise LIBPAGER_RESERVE)",
                      static_cast<unsigned long long>(a->total_pages() * kPageSize >> 10));

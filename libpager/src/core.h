@@ -1,5 +1,6 @@
 // The state the pager thread owns, shared by its parts: the fault handler
-// (fault_handler.cc), the evictor (evictor.cc) and the event loop (pager.cc).
+// (fault_handler.cc), the evictor (evictor.cc), the page lifecycle and region
+// bookkeeping (core.cc) and the event loop (pager.cc).
 //
 // Invariants, all maintained on the pager thread:
 //  - `resident` counts frames the paged data holds: pages mapped in regions,
@@ -11,6 +12,10 @@
 //  - A completion acts on a page only if the page still names the op
 //    (state kReading/kWriting and aux == op id); anything else means the page
 //    was discarded, unmapped or re-touched meanwhile.
+//  - A page is on a queue at most once: its queue bit says so. Entries whose
+//    page was discarded stay on the queue and are dropped when they reach its
+//    head; entries whose page was unmapped are counted in `stale_entries_`
+//    and purged before a new region could reuse their pages (PurgeQueues).
 #pragma once
 
 #include <linux/userfaultfd.h>
@@ -18,12 +23,14 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <optional>
 #include <vector>
 
+#include "cow_breaker.h"
 #include "frames.h"
+#include "meta_alloc.h"
 #include "page_table.h"
 #include "pager/pager.h"
+#include "regions.h"
 #include "reserve.h"
 #include "reserve_arena.h"
 #include "slot_allocator.h"
@@ -34,17 +41,14 @@ namespace pager {
 
 inline constexpr uint32_t kMaxRun = 256;  // pages per store op (1 MiB)
 
-// One store op and the pages it carries.
+// One store op and the pages it carries. Allocated from the pager's reserve
+// arena (NewOp): request state is pool memory.
 struct Op {
   StoreOp io;
   uint64_t pages[kMaxRun];  // the page (address / kPageSize) of each slot of the run
   uint64_t t0_ns = 0;       // when the fault that started a read was read
   uint64_t fault_page = 0;  // the page that faulted (reads): installed referenced
   uint32_t retries = 0;
-
-  // Request state is pool memory even when malloc is not jemalloc.
-  static void* operator new(size_t n) { return PoolAlloc(n); }
-  static void operator delete(void* p) { PoolFree(p); }
 };
 
 // A fault not yet resolved: its thread sleeps in the kernel until we install
@@ -62,20 +66,29 @@ uint64_t NowNs();
 
 class PagerCore {
  public:
-  PagerCore(const Config& cfg, Uffd uffd, std::optional<Uffd> staging, Frames frames,
-            std::unique_ptr<Reserve> reserve, Store* store, StatsBlock* stats);
+  PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_ptr<Reserve> reserve, Store* store,
+            StatsBlock* stats);
+  ~PagerCore();
 
   // ---- fault_handler.cc ------------------------------------------------
   enum class Outcome { kDone, kWait, kRetry };
+  // True when serving a fault on `addr` may take a fresh frame (first touch,
+  // swap-in, re-install from a write-back buffer): such faults wait for
+  // memory and are queued apart from those that never do (re-touches of
+  // inactive pages, pages being read, stale messages).
+  bool NeedsFrame(uintptr_t addr);
   // Serves a fault: kWait when it must wait for memory (parked by the
   // caller), kRetry when the mm is changing (retried after the next events).
   Outcome ServeFault(Fault& f);
   void CompleteRead(Op* op);
-  // Re-runs the installs that met EAGAIN (call after reading events).
+  // Re-runs the installs that met a changing mm (call after reading events).
   void RetryReads();
-  // Installs the swapped and staged pages of [first, first+pages) back into
-  // memory, ignoring the limit (shutdown). Returns false while work remains.
-  bool SwapInRange(uint64_t first, uint64_t pages);
+  // Brings every page that is not mapped in its region (swapped, inactive,
+  // being read or written) home, past the limit (shutdown, fork). True once
+  // every page is mapped and no I/O is in flight; call again until then.
+  bool BringHome();
+  // Pages whose content is not mapped in their region.
+  uint64_t pages_away() const { return swapped_ + inactive_ + writes_in_flight_pages_ + reads_in_flight_pages_; }
   void set_draining(bool on) { draining_ = on; }
 
   // ---- evictor.cc ------------------------------------------------------
@@ -83,37 +96,39 @@ class PagerCore {
   // `budget` pages of work. Returns true if more work is pending.
   bool Evict(uint32_t budget);
   void CompleteWrite(Op* op);
-  void CompleteDrop(uint64_t first, uint64_t pages);  // WP mode: madvise done
 
-  // ---- page lifecycle (pager.cc) ----------------------------------------
-  // The pages are gone (MADV_DONTNEED, munmap): they read as zeros now.
-  void Discard(uint64_t first, uint64_t pages);
-  // The pages moved (mremap).
-  void Relocate(uint64_t from, uint64_t to, uint64_t pages);
-  // True when a REMOVE event for [first, first+pages) is the evictor's own
-  // madvise (WP mode), consumed by the call.
-  bool TakeOwnDrop(uint64_t first, uint64_t pages);
+  // ---- regions and the page lifecycle (core.cc) --------------------------
+  // A new region: registered with the uffd; pages already present (Adopt of
+  // memory in use) are counted resident.
+  Status AddRegion(uintptr_t addr, uint64_t len);
+  // Pager::Unmap: unregisters (so munmap raises no event this thread would
+  // have to read), forgets, then unmaps.
+  Status UnmapRegion(uintptr_t addr, uint64_t len);
+  // Events. REMOVE (MADV_DONTNEED, MADV_FREE): the pages read as zeros now.
+  void HandleRemove(uintptr_t start, uintptr_t end);
+  void HandleUnmap(uintptr_t start, uintptr_t end);
+  void HandleRemap(uintptr_t from, uintptr_t to, uint64_t len);
+  // A fault outside every known region: a registered range grown in place.
+  void NoteFaultAddress(uintptr_t addr);
+  // Unregisters every known region (shutdown; closing the uffd does the rest).
+  void UnregisterAll();
 
   // Whether a fault needing `want` fresh frames may proceed now: the number
   // it may have (0: wait). Counts nothing.
   uint32_t Admit(uint32_t want) const;
   bool throttled() const;
   bool over_high_watermark() const { return resident_ > high_wm_; }
+  // When the loop must call Evict() again although nothing else happens
+  // (0: not before some other event).
+  uint64_t next_evict_ns() const { return evicting_ && !draining_ ? next_evict_ns_ : 0; }
   void PublishStats();
   uint64_t ops_in_flight() const { return ops_in_flight_; }
 
-  // Requests for the loop, produced by the evictor in WP mode.
-  struct DropRequest {
-    uint64_t first;
-    uint64_t pages;
-  };
-  std::vector<DropRequest> TakeDropRequests() { return std::move(drop_requests_); }
-
   const Uffd& uffd() const { return uffd_; }
-  Store* store() { return store_; }
   StatsBlock& stats() { return *stats_; }
   PageTable& table() { return table_; }
   Frames& frames() { return frames_; }
+  const ReserveArena* arena() const { return reserve_->arena(); }
   bool eviction_paused() const;
   bool waiting_for_memory = false;  // a fault is parked: evict even below high
 
@@ -128,12 +143,27 @@ class PagerCore {
   void PushActive(uint64_t page, PageEntry& e);
   void PushInactive(uint64_t page, PageEntry& e);
   void SetResident(uint64_t page, PageEntry& e, bool referenced);
+  // Releases what the page holds (frame, slot, its share of the counters);
+  // the entry itself is left to the caller.
+  void Forget(uint64_t page, PageEntry& e);
+  // The pages are gone: they read as zeros. `unmapped`: their addresses no
+  // longer belong to a region (queue entries become stale, chunks trimmed).
+  void Discard(uint64_t first, uint64_t pages, bool unmapped);
+  void PurgeQueues();
+  // Installs pages [from, n) of a run starting at page `first`, from src
+  // (page k at src + k pages). Calls installed(k) for each page installed and
+  // gone(k) for each with no registered VMA (skipped). Returns with `done` ==
+  // n, or with how it stopped at `done`: kMmChanging (retry from there after
+  // the events) or kFailed (errno in `error`).
+  template <class Installed, class Gone>
+  UffdRun InstallRun(uint64_t first, const std::byte* src, uint32_t from, uint32_t n, Installed installed,
+                     Gone gone);
 
   // fault_handler.cc
   Outcome ServeEmpty(Fault& f, uint64_t page);
   Outcome ServeSwapped(Fault& f, uint64_t page, PageEntry& e);
   Outcome ServeStaged(Fault& f, uint64_t page, PageEntry& e, const std::byte* src, bool from_frame);
-  void Poison(uint64_t page, PageEntry& e, uint32_t tid, const char* why);
+  void Poison(uint64_t page, PageEntry& e, const char* why);
   uint32_t Window(uint64_t page);
   uint32_t ReadRun(uint64_t page, const PageEntry& e, uint32_t max);
   Outcome Wait(Fault& f);
@@ -144,15 +174,18 @@ class PagerCore {
   uint32_t WriteBack(uint32_t batch);
   void PauseEviction(int err);
 
+  // First member, so destroyed last: after uffd_ is closed, a populate of
+  // its worker blocked in a fault on a registered range is released.
+  CowBreaker cow_;
   const Config cfg_;
   Uffd uffd_;
-  std::optional<Uffd> staging_;  // MOVE mode
   Frames frames_;
   std::unique_ptr<Reserve> reserve_;
   Store* store_;
   StatsBlock* stats_;
   PageTable table_;
   SlotAllocator slots_;
+  RegionSet regions_;
 
   const uint64_t limit_;
   const uint64_t high_wm_, low_wm_;
@@ -163,25 +196,29 @@ class PagerCore {
   uint64_t resident_ = 0;
   uint64_t inactive_ = 0;
   uint64_t swapped_ = 0;
-  // The pager's own containers allocate from the reserve arena explicitly
-  // (reserve_arena.h: covered even when malloc is not jemalloc).
+  // The clock's queues grow with what is resident: metadata, not pool.
   template <class T>
-  using PoolDeque = std::deque<T, PoolAllocator<T>>;
+  using MetaDeque = std::deque<T, MetaAllocator<T>>;
+  MetaDeque<uint64_t> active_q_;    // the clock: front is the hand
+  MetaDeque<uint64_t> inactive_q_;  // FIFO: front is written back first
+  uint64_t stale_entries_ = 0;      // queue entries of unmapped pages
+
+  // Request state is pool memory even when malloc is not jemalloc.
   template <class T>
   using PoolVector = std::vector<T, PoolAllocator<T>>;
-  PoolDeque<uint64_t> active_q_;    // the clock: front is the hand
-  PoolDeque<uint64_t> inactive_q_;  // FIFO: front is written back first
-
   PoolVector<Op*> retry_reads_;
-  PoolVector<std::unique_ptr<Op>> ops_;
+  PoolVector<Op*> ops_;  // by op id; allocated from the arena, freed in ~PagerCore
   PoolVector<uint32_t> free_ops_;
   uint64_t ops_in_flight_ = 0;
   uint64_t writes_in_flight_pages_ = 0;
+  uint64_t reads_in_flight_pages_ = 0;
 
   bool evicting_ = false;
   bool stuck_ = false;  // nothing resident can be evicted: the limit is soft
   bool warned_stuck_ = false;
   bool mm_changing_ = false;  // this Evict() saw EAGAIN: an event is pending
+  uint64_t next_evict_ns_ = 0;    // Evict() does nothing before then
+  uint64_t evict_backoff_ns_ = 0;
   uint64_t paused_until_ns_ = 0;
   uint64_t pause_backoff_ns_ = 0;
   bool swap_full_ = false;
@@ -190,20 +227,36 @@ class PagerCore {
   uint64_t next_expected_page_ = ~uint64_t{0};
   uint32_t window_ = 1;
 
-  // WP mode: drops requested of the dropper thread, and those not yet done.
-  // No page of a pending drop is installed until it is done: the madvise
-  // would zap the fresh page.
-  struct PendingDrop {
-    uint64_t first, pages;
-    bool remove_seen;
-  };
-  bool InPendingDrop(uint64_t page) const;
-  std::vector<DropRequest> drop_requests_;
-  PoolVector<PendingDrop> own_drops_;
-
-  bool draining_ = false;  // shutdown: bring everything back, ignore the limit
+  bool draining_ = false;  // shutdown or fork: bring everything back, ignore the limit
+  bool warned_overflow_ = false;
   uint64_t zero_checksum_ = 0;
-  bool FillFrame(uint32_t frame, const std::byte* src);
 };
+
+template <class Installed, class Gone>
+UffdRun PagerCore::InstallRun(uint64_t first, const std::byte* src, uint32_t from, uint32_t n,
+                              Installed installed, Gone gone) {
+  UffdRun out;
+  out.done = from;
+  while (out.done < n) {
+    const size_t at = out.done;
+    UffdRun r = uffd_.Copy(PageTable::AddrOf(first + at), src + at * kPageSize, n - at);
+    for (size_t k = at; k < at + r.done; k++) installed(static_cast<uint32_t>(k));
+    out.done = at + r.done;
+    if (r.stop == UffdStop::kNone) continue;
+    if (r.stop == UffdStop::kGone) {
+      // No registered VMA there. COPY fails with EAGAIN while an UNMAP or
+      // REMAP is queued, and the loop handles events before it installs, so
+      // a page the pager still tracks gets here only if it lost track of
+      // one (events disabled). The kernel's view wins.
+      gone(static_cast<uint32_t>(out.done));
+      out.done++;
+      continue;
+    }
+    out.stop = r.stop == UffdStop::kMmChanging ? UffdStop::kMmChanging : UffdStop::kFailed;
+    out.error = r.error;
+    break;
+  }
+  return out;
+}
 
 }  // namespace pager

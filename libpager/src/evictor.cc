@@ -15,16 +15,17 @@
 //     still holds these bytes: dropped with no I/O) or all zeros (dropped to
 //     an empty page).
 //
-// The eviction race: a thread writing a page while it is evicted. With
-// UFFDIO_MOVE the move is atomic under the page table lock: the write lands
-// before the move (and is moved with the page) or faults after it (and is
-// served from the frame). Without MOVE (kernels before 6.8): write-protect
-// the run, copy it, then MADV_DONTNEED it from the dropper thread; a writer
-// meanwhile takes a WP fault and waits until the drop is done, then faults
-// the page back in from the frame.
+// The eviction race: a thread writing a page while it is evicted. The move
+// is atomic under the page table lock: the write lands before the move (and
+// is moved with the page) or faults after it (and is served from the frame).
+// The same lock orders a move against munmap, mremap and MADV_DONTNEED of
+// the page: whichever comes second finds the page gone, and the event that
+// follows tells the pager (see DeactivateRun). This is why UFFDIO_MOVE is
+// required (docs/design.md, "Why MOVE").
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "checksum.h"
@@ -32,21 +33,12 @@
 #include "log.h"
 
 namespace pager {
-namespace {
-
-// Copies a run the evictor has just write-protected. Writers block in the
-// kernel until it is dropped, an ordering TSan cannot see: scripts/tsan.supp
-// names this function, and only this function.
-__attribute__((noinline)) void CopyWriteProtectedRun(void* dst, const void* src, size_t len) {
-  memcpy(dst, src, len);
-}
-
-}  // namespace
-
 bool PagerCore::Evict(uint32_t budget) {
   if (draining_) return false;  // shutdown brings everything back in
   if (resident_ > high_wm_ || waiting_for_memory) evicting_ = true;
   if (!evicting_) return false;
+  const uint64_t now = NowNs();
+  if (now < next_evict_ns_) return false;  // backing off: nothing was evictable
   const uint64_t target = cfg_.policy == EvictionPolicy::kFifo ? 0 : inactive_target_;
   uint32_t work = 0;
   mm_changing_ = false;
@@ -69,6 +61,14 @@ bool PagerCore::Evict(uint32_t budget) {
       // makes progress again. Said once; the stats count every time. A move
       // refused with EAGAIN is not that: the mm was changing (an event not
       // yet read), and the loop tries again in 10 ms.
+      // With no I/O in flight to make room and no event pending, what is
+      // resident was refused; it may move later (a fork's pages made
+      // exclusive again, a lock or protection lifted): retry, backing off
+      // from 10 ms to 1 s, so that an unevictable mapping costs little.
+      if (ops_in_flight_ == 0 && !mm_changing_) {
+        evict_backoff_ns_ = std::clamp<uint64_t>(evict_backoff_ns_ * 2, 10'000'000ull, 1'000'000'000ull);
+        next_evict_ns_ = now + evict_backoff_ns_;
+      }
       if (!stuck_ && waiting_for_memory && inactive_ == 0 && ops_in_flight_ == 0 && !mm_changing_) {
         stuck_ = true;
         stats_->Add(stats_->limit_overruns);
@@ -81,22 +81,28 @@ bool PagerCore::Evict(uint32_t budget) {
       return false;  // waiting on I/O or frames
     }
     stuck_ = false;
+    evict_backoff_ns_ = 0;
     work += deactivated + written;
   }
   return true;
 }
 
 uint32_t PagerCore::Deactivate(uint32_t batch) {
-  std::vector<uint64_t> cand;
-  cand.reserve(batch);
+  uint64_t cand[kMaxRun];
+  uint32_t ncand = 0;
+  batch = std::min(batch, kMaxRun);
   const bool clock = cfg_.policy == EvictionPolicy::kClock;
   // Each page is passed at most twice: once to clear its bit, once to take it.
   size_t budget = active_q_.size() * 2;
-  while (cand.size() < batch && budget-- > 0 && !active_q_.empty()) {
+  while (ncand < batch && budget-- > 0 && !active_q_.empty()) {
     uint64_t page = active_q_.front();
     active_q_.pop_front();
     PageEntry* e = table_.Find(page);
-    if (e == nullptr) continue;
+    if (e == nullptr || !e->queued_active()) {
+      // An unmapped page's entry (core.h: queue invariants).
+      if (stale_entries_ > 0) stale_entries_--;
+      continue;
+    }
     if (e->state() != PageState::kResident) {
       e->set_queued_active(false);
       continue;
@@ -107,13 +113,13 @@ uint32_t PagerCore::Deactivate(uint32_t batch) {
       continue;
     }
     e->set_queued_active(false);
-    cand.push_back(page);
+    cand[ncand++] = page;
   }
-  std::sort(cand.begin(), cand.end());
+  std::sort(cand, cand + ncand);
   uint32_t done = 0;
-  for (size_t i = 0; i < cand.size();) {
-    size_t j = i + 1;
-    while (j < cand.size() && cand[j] == cand[j - 1] + 1) j++;
+  for (uint32_t i = 0; i < ncand;) {
+    uint32_t j = i + 1;
+    while (j < ncand && cand[j] == cand[j - 1] + 1) j++;
     done += DeactivateRun(cand[i], static_cast<uint32_t>(j - i));
     i = j;
   }
@@ -122,70 +128,62 @@ uint32_t PagerCore::Deactivate(uint32_t batch) {
 
 uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
   uint32_t i = 0, done = 0;
-  bool cow_broken = false;  // page i had its COW broken once already
+  uint32_t try_len = pages;  // pages tried at once: back to 1 after a refusal
   while (i < pages) {
-    SlotAllocator::Run fr = frames_.Allocate(pages - i);
+    SlotAllocator::Run fr = frames_.Allocate(std::min(pages - i, try_len));
     if (fr.count == 0) break;  // every frame is taken: write-back frees some
-    UffdRun r;
-    if (staging_) {
-      r = staging_->Move(frames_.addr(fr.first), PageTable::AddrOf(first + i), fr.count);
-    } else {
-      Status s = uffd_.WriteProtect(PageTable::AddrOf(first + i), fr.count, true);
-      if (s.ok()) {
-        // Writers now block on a WP fault until the drop is done.
-        CopyWriteProtectedRun(frames_.at(fr.first), reinterpret_cast<void*>(PageTable::AddrOf(first + i)),
-                              uint64_t{fr.count} * kPageSize);
-        r.done = fr.count;
-        own_drops_.push_back({first + i, fr.count, false});
-        drop_requests_.push_back({first + i, fr.count});
-      } else {
-        r.error = EAGAIN;
-      }
-    }
+    UffdRun r = frames_.staging().Move(frames_.addr(fr.first), PageTable::AddrOf(first + i), fr.count);
     for (uint32_t k = 0; k < r.done; k++) {
       PageEntry& e = table_.At(first + i + k);
       e.set_state(PageState::kInactive);
       e.set_aux(fr.first + k);
       e.set_referenced(false);
-      e.set_drop_pending(!staging_);
       PushInactive(first + i + k, e);
     }
-    for (uint32_t k = r.done; k < fr.count; k++) frames_.Unuse(fr.first + k);
+    for (uint32_t k = static_cast<uint32_t>(r.done); k < fr.count; k++) frames_.Unuse(fr.first + k);
     inactive_ += r.done;
     done += r.done;
     stats_->Add(stats_->deactivations, r.done);
     i += r.done;
-    if (r.done > 0) cow_broken = false;
-    if (r.done < fr.count) {
-      if (r.error == EAGAIN) {  // the mm is changing: after the events
-        mm_changing_ = true;
-        break;
-      }
-      PageEntry& e = table_.At(first + i);
-      if (r.error == EBUSY && staging_ && !cow_broken) {
-        // Shared with a fork child (or its memory was, and the page has not
-        // been written since): MOVE takes only exclusive pages. A populate-
-        // write breaks the COW without changing a byte and cannot fault to
-        // us (the page is present; a missing one fails the madvise instead).
-        cow_broken = true;
-        if (madvise(reinterpret_cast<void*>(PageTable::AddrOf(first + i)), kPageSize, MADV_POPULATE_WRITE) == 0) {
-          continue;
-        }
-      }
-      cow_broken = false;
-      if (r.error == ENOENT) {
-        // Not present: it went away without an event we have read (an mremap
-        // in progress, or MADV_DONTNEED with the remove event disabled). The
-        // kernel's view wins: the page reads as zeros.
-        Discard(first + i, 1);
-      } else {
-        // EBUSY: pinned (O_DIRECT in flight) or shared with a fork child.
-        // Keep it mapped and look again on the clock's next turn.
-        e.set_referenced(true);
-        PushActive(first + i, e);
-      }
-      i++;
+    if (r.stop == UffdStop::kNone) {
+      try_len = std::min(pages, try_len * 2);
+      continue;
     }
+    if (r.stop == UffdStop::kMmChanging) {  // after the events
+      mm_changing_ = true;
+      break;
+    }
+    PageEntry& e = table_.At(first + i);
+    const uintptr_t addr = PageTable::AddrOf(first + i);
+    unsigned char in_core;
+    if (r.stop == UffdStop::kGone && mincore(reinterpret_cast<void*>(addr), kPageSize, &in_core) == 0) {
+      // Mapped, but not present: dropped without an event we will read
+      // (LIBPAGER_DISABLE=remove, or one we lost track of). The kernel's
+      // view wins: the page reads as zeros.
+      Discard(first + i, 1, false);
+    } else {
+      if (r.stop == UffdStop::kGone) {
+        // Not mapped at all: munmap or mremap moved it away, and its event
+        // is on its way (the move is issued on the staging uffd, which does
+        // not see the regions' pending events). Left alone; the event says
+        // where the page went (UffdContract.MoveDoesNotSeeEventsOfTheSourceUffd).
+        mm_changing_ = true;
+      } else if (r.stop == UffdStop::kRefused) {
+        // EBUSY: pinned (O_DIRECT in flight), or not exclusive since a fork
+        // (cow_breaker.h makes it exclusive again, off this thread). EINVAL:
+        // a read-only, PROT_NONE or mlocked VMA. Kept; looked at again on a
+        // later turn of the clock.
+        stats_->Add(stats_->move_refusals);
+        if (r.error == EBUSY) cow_.Request(addr, 1);
+      } else {
+        PAGER_LOG_WARN_EVERY(10, "evict at %#lx: UFFDIO_MOVE failed: %s", static_cast<unsigned long>(addr),
+                             strerror(r.error));
+      }
+      e.set_referenced(true);
+      PushActive(first + i, e);
+    }
+    i++;
+    try_len = 1;
   }
   for (; i < pages; i++) PushActive(first + i, table_.At(first + i));
   return done;
@@ -213,9 +211,14 @@ uint32_t PagerCore::WriteBack(uint32_t batch) {
   while (scan-- > 0 && !inactive_q_.empty()) {
     uint64_t page = inactive_q_.front();
     PageEntry* e = table_.Find(page);
-    if (e == nullptr || e->state() != PageState::kInactive) {
+    if (e == nullptr || !e->queued_inactive()) {
       inactive_q_.pop_front();
-      if (e != nullptr) e->set_queued_inactive(false);
+      if (stale_entries_ > 0) stale_entries_--;  // an unmapped page's entry
+      continue;
+    }
+    if (e->state() != PageState::kInactive) {
+      inactive_q_.pop_front();
+      e->set_queued_inactive(false);
       continue;
     }
     const std::byte* frame = frames_.at(e->aux());
@@ -324,10 +327,9 @@ void PagerCore::CompleteWrite(Op* op) {
     e->clear_slot();
     SlotAllocator::Run fr = frames_.Allocate(1);
     const std::byte* src = op->io.buf + uint64_t{k} * kPageSize;
-    if (fr.count == 1 && FillFrame(fr.first, src)) {
+    if (fr.count == 1 && frames_.Fill(fr.first, src)) {
       e->set_state(PageState::kInactive);
       e->set_aux(fr.first);
-      e->set_drop_pending(false);
       PushInactive(op->pages[k], *e);
       inactive_++;
       resident_++;
@@ -338,9 +340,11 @@ void PagerCore::CompleteWrite(Op* op) {
         SetResident(op->pages[k], *e, true);
         resident_++;
       } else {
-        // Frames are sized for every page in flight, so this is a bug.
-        PAGER_LOG_ERROR("page at %#lx: write-back failed and no frame to keep it: %s",
-                        static_cast<unsigned long>(PageTable::AddrOf(op->pages[k])), strerror(r.error));
+        // Frames are sized for every page in flight, so this is a bug; the
+        // page's only copy is about to be freed: SIGBUS, never zeros.
+        char why[96];
+        snprintf(why, sizeof why, "write-back failed and no frame to keep it (%s)", strerror(r.error));
+        Poison(op->pages[k], *e, why);
       }
     }
   }
@@ -351,19 +355,6 @@ void PagerCore::CompleteWrite(Op* op) {
     pause_backoff_ns_ = 0;
   }
   FreeOp(op);
-}
-
-void PagerCore::CompleteDrop(uint64_t first, uint64_t pages) {
-  table_.ForRange(first, pages, [](uint64_t, PageEntry& e) { e.set_drop_pending(false); });
-  for (size_t i = 0; i < own_drops_.size(); i++) {
-    if (own_drops_[i].first == first && own_drops_[i].pages == pages) {
-      own_drops_.erase(own_drops_.begin() + static_cast<long>(i));
-      break;
-    }
-  }
-  // Writers that hit the write-protection wait for this; they now re-fault
-  // the page as missing and get it from its frame.
-  uffd_.Wake(PageTable::AddrOf(first), pages);
 }
 
 }  // namespace pager

@@ -12,6 +12,9 @@
 //             quirk) or, if the page really went missing behind our back,
 //             gives the zeros MADV_DONTNEED promised
 //
+// Only empty, writing and swapped pages take a fresh frame (NeedsFrame), so
+// only they wait for memory or on the throttle; the loop queues them apart.
+//
 // Installs use UFFDIO_COPY, not UFFDIO_MOVE: here a move in measured ~2x a
 // copy (70 vs 30 us; see docs/design.md), while a move out is the cheap way
 // to evict.
@@ -53,53 +56,52 @@ PagerCore::Outcome PagerCore::Wait(Fault& f) {
   return Outcome::kWait;
 }
 
+bool PagerCore::NeedsFrame(uintptr_t addr) {
+  const PageEntry* e = table_.Find(PageTable::PageOf(addr));
+  if (e == nullptr) return true;
+  switch (e->state()) {
+    case PageState::kEmpty:
+    case PageState::kWriting:
+    case PageState::kSwapped:
+      return true;
+    default:
+      return false;
+  }
+}
+
 PagerCore::Outcome PagerCore::ServeFault(Fault& f) {
   const uint64_t page = PageTable::PageOf(f.addr);
-  if (f.flags & UFFD_PAGEFAULT_FLAG_WP) {
-    // Only the fallback eviction write-protects, for the few microseconds
-    // between protecting a run and copying it out; the writer waits until the
-    // run's madvise is done, then re-faults as a missing page.
-    stats_->Add(stats_->faults_wp);
-    PageEntry* e = table_.Find(page);
-    if (InPendingDrop(page)) return Outcome::kWait;
-    if (e != nullptr && e->state() == PageState::kResident) {
-      Status s = uffd_.WriteProtect(PageTable::AddrOf(page), 1, false);
-      if (!s.ok()) return Outcome::kRetry;
-    } else {
-      uffd_.Wake(PageTable::AddrOf(page), 1);
-    }
-    return Outcome::kDone;
-  }
-  if (InPendingDrop(page)) return Outcome::kWait;
-
-  PageEntry& e = table_.At(page);
+  PageEntry* e = table_.Find(page);
+  if (e == nullptr) return ServeEmpty(f, page);
   PAGER_LOG_DEBUG("fault %#lx flags %#lx state %s", static_cast<unsigned long>(f.addr),
-                  static_cast<unsigned long>(f.flags), PageStateName(e.state()));
-  switch (e.state()) {
+                  static_cast<unsigned long>(f.flags), PageStateName(e->state()));
+  switch (e->state()) {
     case PageState::kEmpty:
       return ServeEmpty(f, page);
     case PageState::kResident: {
       UffdRun r = uffd_.Copy(PageTable::AddrOf(page), zeros_.data(), 1);
-      if (r.done == 0 && r.error == EAGAIN) return Outcome::kRetry;
+      if (r.stop == UffdStop::kMmChanging) return Outcome::kRetry;
+      if (r.stop == UffdStop::kGone) uffd_.Wake(PageTable::AddrOf(page), 1);
       return Outcome::kDone;
     }
     case PageState::kInactive:
-      return ServeStaged(f, page, e, frames_.at(e.aux()), true);
+      return ServeStaged(f, page, *e, frames_.at(e->aux()), true);
     case PageState::kWriting: {
-      Op* op = ops_[e.aux()].get();
+      Op* op = ops_[e->aux()];
       for (uint32_t i = 0; i < op->io.pages; i++) {
-        if (op->pages[i] == page) return ServeStaged(f, page, e, op->io.buf + i * kPageSize, false);
+        if (op->pages[i] == page) return ServeStaged(f, page, *e, op->io.buf + i * kPageSize, false);
       }
       PAGER_LOG_ERROR("page %#lx: writing, but not in its op %u", static_cast<unsigned long>(page * kPageSize),
-                      e.aux());
+                      e->aux());
       return Outcome::kDone;
     }
     case PageState::kSwapped:
-      return ServeSwapped(f, page, e);
+      return ServeSwapped(f, page, *e);
     case PageState::kReading:
       return Outcome::kDone;
     case PageState::kPoisoned:
-      // Only reached without UFFDIO_POISON: deliver the SIGBUS by hand.
+      // Only reached without UFFDIO_POISON (before 6.6): deliver the SIGBUS
+      // by hand to the thread that touched it.
       if (f.tid != 0) syscall(SYS_tgkill, getpid(), f.tid, SIGBUS);
       return Outcome::kDone;
   }
@@ -108,24 +110,31 @@ PagerCore::Outcome PagerCore::ServeFault(Fault& f) {
 
 PagerCore::Outcome PagerCore::ServeEmpty(Fault& f, uint64_t page) {
   uint32_t want = Window(page);
-  uint32_t run = 1;
+  uint32_t run = 0;
   while (run < want) {
-    const PageEntry* n = table_.Find(page + run);
-    if ((n != nullptr && n->state() != PageState::kEmpty) || InPendingDrop(page + run)) break;
+    PageEntry* n = table_.Create(page + run);
+    if (n == nullptr || n->state() != PageState::kEmpty) break;
     run++;
+  }
+  if (run == 0) {
+    // Out of memory for the page table: wait, as for memory.
+    PAGER_LOG_WARN("fault at %#lx: out of memory for the page table; waiting", static_cast<unsigned long>(f.addr));
+    return Wait(f);
   }
   run = Admit(run);
   if (run == 0) return Wait(f);
   // Installs first, then state: pages the ioctl did not install stay empty.
+  // A fill-ahead that runs past the region's end (or into another VMA) is
+  // split by the uffd layer; only the faulting page matters.
   UffdRun r = uffd_.Copy(f.addr & ~(kPageSize - 1), zeros_.data(), run);
-  if (r.done == 0 && r.error != EAGAIN && run > 1) {
-    // The kernel checks the whole range against the vma up front: a fill
-    // ahead past the region's end fails entirely. Install the one page.
-    r = uffd_.Copy(f.addr & ~(kPageSize - 1), zeros_.data(), 1);
-  }
   if (r.done == 0) {
-    if (r.error == EAGAIN) return Outcome::kRetry;
-    uffd_.Wake(PageTable::AddrOf(page), 1);  // the region went away
+    if (r.stop == UffdStop::kMmChanging) return Outcome::kRetry;
+    // The region went away (its thread re-faults and gets SIGSEGV), or the
+    // kernel refused: say so, never leave the thread asleep.
+    if (r.stop != UffdStop::kGone) {
+      PAGER_LOG_ERROR("zero-fill at %#lx failed: %s", static_cast<unsigned long>(f.addr), strerror(r.error));
+    }
+    uffd_.Wake(PageTable::AddrOf(page), 1);
     return Outcome::kDone;
   }
   for (uint32_t i = 0; i < r.done; i++) SetResident(page + i, table_.At(page + i), i == 0);
@@ -143,8 +152,12 @@ PagerCore::Outcome PagerCore::ServeStaged(Fault& f, uint64_t page, PageEntry& e,
   if (!from_frame && Admit(1) == 0) return Wait(f);
   UffdRun r = uffd_.Copy(PageTable::AddrOf(page), src, 1);
   if (r.done == 0) {
-    if (r.error == EAGAIN) return Outcome::kRetry;
-    return Outcome::kDone;  // the region went away; the unmap event discards it
+    if (r.stop == UffdStop::kMmChanging) return Outcome::kRetry;
+    if (r.stop != UffdStop::kGone) {
+      PAGER_LOG_ERROR("install at %#lx failed: %s", static_cast<unsigned long>(f.addr), strerror(r.error));
+    }
+    uffd_.Wake(PageTable::AddrOf(page), 1);
+    return Outcome::kDone;  // the region went away; its unmap event discards it
   }
   if (from_frame) {
     frames_.Release(e.aux());
@@ -164,10 +177,7 @@ uint32_t PagerCore::ReadRun(uint64_t page, const PageEntry& e, uint32_t max) {
   uint32_t n = 1;
   while (n < max) {
     const PageEntry* next = table_.Find(page + n);
-    if (next == nullptr || next->state() != PageState::kSwapped || next->slot() != e.slot() + n ||
-        InPendingDrop(page + n)) {
-      break;
-    }
+    if (next == nullptr || next->state() != PageState::kSwapped || next->slot() != e.slot() + n) break;
     n++;
   }
   return n;
@@ -193,6 +203,7 @@ PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e
   }
   resident_ += n;
   swapped_ -= n;
+  reads_in_flight_pages_ += n;
   next_expected_page_ = page + n;
   stats_->Add(stats_->faults_swapin);
   stats_->Add(stats_->pages_read_ahead, n - 1);
@@ -200,17 +211,16 @@ PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e
   return Outcome::kDone;
 }
 
-void PagerCore::Poison(uint64_t page, PageEntry& e, uint32_t tid, const char* why) {
+void PagerCore::Poison(uint64_t page, PageEntry& e, const char* why) {
   PAGER_LOG_ERROR("page at %#lx (slot %u): %s; poisoned: the thread touching it gets SIGBUS",
                   static_cast<unsigned long>(PageTable::AddrOf(page)), e.has_slot() ? e.slot() : kNoSlot,
                   why);
   stats_->Add(stats_->checksum_failures);
   FreeSlot(e);
   e.set_state(PageState::kPoisoned);
-  if (uffd_.features().poison && uffd_.Poison(PageTable::AddrOf(page), 1).ok()) return;
+  if (uffd_.features().poison && uffd_.Poison(PageTable::AddrOf(page), 1).stop == UffdStop::kNone) return;
   // Without UFFDIO_POISON (before 6.6): wake the waiters, whose re-fault
   // finds the page poisoned and is answered with tgkill(SIGBUS).
-  (void)tid;
   uffd_.Wake(PageTable::AddrOf(page), 1);
 }
 
@@ -251,29 +261,41 @@ void PagerCore::CompleteRead(Op* op) {
       } else {
         snprintf(why, sizeof why, "checksum mismatch in the swap copy");
       }
-      Poison(op->pages[i], e, 0, why);
+      Poison(op->pages[i], e, why);
       resident_--;
+      reads_in_flight_pages_--;
       op->pages[i] = kDone;
       i++;
       continue;
     }
+    // A run of consecutive live, good pages: one install, split by the uffd
+    // layer wherever a VMA boundary (mprotect, madvise of part of a region)
+    // or a present page stops it.
     uint32_t j = i + 1;
     while (j < n && live[j] && good[j] && op->pages[j] == op->pages[j - 1] + 1) j++;
-    UffdRun r = uffd_.Copy(PageTable::AddrOf(op->pages[i]), op->io.buf + i * kPageSize, j - i);
-    for (uint32_t k = i; k < i + r.done; k++) {
-      SetResident(op->pages[k], table_.At(op->pages[k]), op->pages[k] == op->fault_page);
-      op->pages[k] = kDone;
-    }
-    if (r.done < j - i) {
-      if (r.error == EAGAIN) {
-        again = true;  // the mm is changing; retried after the pending events
-      } else {
-        // The region is gone; its unmap event arrives next.
-        for (uint32_t k = i + r.done; k < j; k++) {
-          Discard(op->pages[k], 1);
-          op->pages[k] = kDone;
-        }
-      }
+    const uint64_t first = op->pages[i];
+    auto settle = [&](uint32_t k) {
+      reads_in_flight_pages_--;
+      op->pages[i + k] = kDone;
+    };
+    UffdRun r = InstallRun(
+        first, op->io.buf + uint64_t{i} * kPageSize, 0, j - i,
+        [&](uint32_t k) {
+          SetResident(first + k, table_.At(first + k), first + k == op->fault_page);
+          settle(k);
+        },
+        [&](uint32_t k) {
+          Discard(first + k, 1, false);
+          op->pages[i + k] = kDone;
+        });
+    if (r.stop == UffdStop::kMmChanging) {
+      again = true;  // retried after the pending events, from where it stopped
+    } else if (r.stop == UffdStop::kFailed) {
+      // The kernel refused to install (out of memory): the pages stay
+      // kReading and are retried, never dropped.
+      PAGER_LOG_ERROR("swap-in install at %#lx failed: %s; retrying",
+                      static_cast<unsigned long>(PageTable::AddrOf(first + r.done)), strerror(r.error));
+      again = true;
     }
     i = j;
   }
@@ -288,13 +310,13 @@ void PagerCore::CompleteRead(Op* op) {
 
 void PagerCore::RetryReads() {
   auto ops = std::move(retry_reads_);
-  retry_reads_.clear();
+  retry_reads_ = PoolVector<Op*>(PoolAllocator<Op*>(reserve_->arena()));
   for (Op* op : ops) CompleteRead(op);
 }
 
-bool PagerCore::SwapInRange(uint64_t first, uint64_t pages) {
-  bool done = true;
-  table_.ForRange(first, pages, [&](uint64_t page, PageEntry& e) {
+bool PagerCore::BringHome() {
+  if (pages_away() == 0 && ops_in_flight_ == 0) return true;
+  table_.ForAll([&](uint64_t page, PageEntry& e) {
     switch (e.state()) {
       case PageState::kInactive:
       case PageState::kWriting:
@@ -302,18 +324,14 @@ bool PagerCore::SwapInRange(uint64_t first, uint64_t pages) {
         Fault f;
         f.addr = PageTable::AddrOf(page);
         f.t0_ns = NowNs();
-        if (ServeFault(f) != Outcome::kDone) done = false;
-        if (e.state() != PageState::kResident) done = false;
+        (void)ServeFault(f);
         break;
       }
-      case PageState::kReading:
-        done = false;
-        break;
       default:
         break;
     }
   });
-  return done;
+  return false;
 }
 
 }  // namespace pager

@@ -7,18 +7,22 @@
 
 namespace pager {
 
-Result<Frames> Frames::Create(uint32_t frames, const Uffd* staging) {
+Result<Frames> Frames::Create(uint32_t frames) {
+  auto staging = Uffd::OpenForStaging();
+  if (!staging.ok()) return staging.status();
   Mapping area = Mapping::Anonymous(uint64_t{frames} * kPageSize, MAP_NORESERVE);
   if (!area.valid()) return Status::FromErrno("inactive frames: mmap", errno);
   // MOVE refuses huge pages in the destination; a fork child has no use for
   // the pager's frames.
   madvise(area.data(), area.size(), MADV_NOHUGEPAGE);
   madvise(area.data(), area.size(), MADV_DONTFORK);
-  if (staging != nullptr) {
-    Status s = staging->Register(area.data(), area.size());
-    if (!s.ok()) return Status::Error("inactive frames: " + s.message());
-  }
-  return Frames(std::move(area), frames);
+  Status s = staging->Register(area.data(), area.size());
+  if (!s.ok()) return Status::Error("inactive frames: " + s.message());
+  return Frames(std::move(area), frames, std::move(*staging));
+}
+
+bool Frames::Fill(uint32_t f, const std::byte* src) const {
+  return staging_.Copy(addr(f), src, 1).done == 1;
 }
 
 void Frames::Flush() {

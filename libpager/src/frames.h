@@ -2,12 +2,12 @@
 // its region but still in memory, until it is re-touched (re-installed with
 // no I/O) or written back.
 //
-// With UFFDIO_MOVE the area is registered with a second uffd that has no
-// events: MOVE needs its destination registered with the uffd it is issued
-// on, and releasing a frame (MADV_DONTNEED, so the next MOVE finds a hole)
-// must not raise a REMOVE event that only the pager thread itself, busy
-// calling madvise, could read. Without MOVE the area is plain memory that
-// the evictor copies into.
+// The area is registered with a second uffd that has no events: MOVE needs
+// its destination registered with the uffd it is issued on, and releasing a
+// frame (MADV_DONTNEED, so the next MOVE finds a hole) must not raise a
+// REMOVE event that only the pager thread itself, busy calling madvise, could
+// read. For the same reason a frame is filled by UFFDIO_COPY, never by a
+// plain store: a store to a hole would fault to a uffd nobody reads.
 //
 // A released frame is reusable only after Flush() has dropped it; frames are
 // released one by one and dropped in sorted, coalesced batches.
@@ -25,8 +25,12 @@ namespace pager {
 
 class Frames {
  public:
-  // `staging` is the events-free uffd to register with (MOVE mode), or null.
-  static Result<Frames> Create(uint32_t frames, const Uffd* staging);
+  // The area, and the events-free uffd it is registered with.
+  static Result<Frames> Create(uint32_t frames);
+
+  // The uffd that moves pages into frames (UFFDIO_MOVE is issued on the
+  // destination's uffd).
+  const Uffd& staging() const { return staging_; }
 
   uintptr_t addr(uint32_t f) const { return reinterpret_cast<uintptr_t>(area_.data()) + uintptr_t{f} * kPageSize; }
   std::byte* at(uint32_t f) const { return area_.data() + uint64_t{f} * kPageSize; }
@@ -38,15 +42,19 @@ class Frames {
   void Unuse(uint32_t f) { alloc_.Free(f); }
   void Release(uint32_t f) { released_.push_back(f); }
   void Flush();
+  // Copies a page into an allocated frame; false if the kernel refused.
+  bool Fill(uint32_t f, const std::byte* src) const;
 
   uint32_t count() const { return count_; }
   uint64_t in_use() const { return alloc_.in_use(); }
 
  private:
-  Frames(Mapping area, uint32_t count) : area_(std::move(area)), count_(count), alloc_(count) {}
+  Frames(Mapping area, uint32_t count, Uffd staging)
+      : area_(std::move(area)), count_(count), alloc_(count), staging_(std::move(staging)) {}
   Mapping area_;
   uint32_t count_;
   SlotAllocator alloc_;
+  Uffd staging_;
   std::vector<uint32_t> released_;
 };
 

@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -36,6 +37,15 @@ void Log(LogLevel level, const char* fmt, ...) {
   // One write(2) so lines from several threads never interleave.
   ssize_t ignored = write(STDERR_FILENO, buf, len);
   (void)ignored;
+}
+
+bool LogAllowed(unsigned seconds, unsigned long long* last_ns) {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const unsigned long long now = static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+  if (*last_ns != 0 && now - *last_ns < seconds * 1000000000ull) return false;
+  *last_ns = now;
+  return true;
 }
 
 }  // namespace pager

@@ -9,7 +9,6 @@
 //   bit   3      referenced (touched since the clock hand last passed)
 //   bit   4      queued on the active ring
 //   bit   5      queued on the inactive queue
-//   bit   6      drop pending: evicted by copy, its madvise not yet done (WP mode)
 //   bits  8..31  aux: inactive frame (kInactive) or op id (kReading, kWriting)
 //   bits 32..63  slot + 1 (0: no slot). For kResident and kInactive a slot,
 //                when present, holds a copy that was valid when the page was
@@ -18,13 +17,16 @@
 // Chunks of 512 entries (one 2 MiB stretch of address space, 4 KiB of table)
 // are created on first use, so a region of any size costs nothing until it is
 // touched, and an mremap'ed or grown region needs no bookkeeping beyond moving
-// entries.
+// entries. Chunks are metadata (meta_alloc.h), never the emergency pool; a
+// chunk whose entries are all zero is released by Trim, which the pager calls
+// when a range is unmapped.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
 
+#include "meta_alloc.h"
 #include "pager/store.h"
 
 namespace pager {
@@ -52,7 +54,6 @@ class PageEntry {
   bool referenced() const { return raw_ & kRef; }
   bool queued_active() const { return raw_ & kQActive; }
   bool queued_inactive() const { return raw_ & kQInactive; }
-  bool drop_pending() const { return raw_ & kDropPending; }
   uint32_t aux() const { return static_cast<uint32_t>((raw_ >> 8) & 0xFFFFFF); }
   bool has_slot() const { return (raw_ >> 32) != 0; }
   uint32_t slot() const { return static_cast<uint32_t>((raw_ >> 32) - 1); }
@@ -61,7 +62,6 @@ class PageEntry {
   void set_referenced(bool on) { SetBit(kRef, on); }
   void set_queued_active(bool on) { SetBit(kQActive, on); }
   void set_queued_inactive(bool on) { SetBit(kQInactive, on); }
-  void set_drop_pending(bool on) { SetBit(kDropPending, on); }
   void set_aux(uint32_t a) { raw_ = (raw_ & ~(uint64_t{0xFFFFFF} << 8)) | (uint64_t{a & 0xFFFFFF} << 8); }
   void set_slot(uint32_t s) { raw_ = (raw_ & 0xFFFFFFFFull) | (uint64_t{s + 1ull} << 32); }
   void clear_slot() { raw_ &= 0xFFFFFFFFull; }
@@ -69,8 +69,7 @@ class PageEntry {
   static constexpr uint32_t kMaxAux = 0xFFFFFF;
 
  private:
-  static constexpr uint64_t kRef = 1 << 3, kQActive = 1 << 4, kQInactive = 1 << 5,
-                            kDropPending = 1 << 6;
+  static constexpr uint64_t kRef = 1 << 3, kQActive = 1 << 4, kQInactive = 1 << 5;
   void SetBit(uint64_t bit, bool on) { raw_ = on ? (raw_ | bit) : (raw_ & ~bit); }
   uint64_t raw_ = 0;
 };
@@ -84,15 +83,26 @@ class PageTable {
   static uint64_t PageOf(uintptr_t addr) { return addr / kPageSize; }
   static uintptr_t AddrOf(uint64_t page) { return page * kPageSize; }
 
-  // The entry of `page`, created (kEmpty) if needed.
-  PageEntry& At(uint64_t page);
+  PageTable() = default;
+  ~PageTable();
+  PageTable(const PageTable&) = delete;
+  PageTable& operator=(const PageTable&) = delete;
+
+  // The entry of `page`, created (kEmpty) if needed; nullptr only when the
+  // system is out of memory for a new chunk.
+  PageEntry* Create(uint64_t page);
   // The entry if its chunk exists, else nullptr (a kEmpty page).
   PageEntry* Find(uint64_t page);
+  // The entry of a page known to have one (its state is not kEmpty, or it
+  // was found or created before in the same turn).
+  PageEntry& At(uint64_t page) { return *Find(page); }
 
-  // Releases chunks whose entries are all kEmpty with no queue bits.
+  // Releases the chunks of [first_page, first_page+pages) whose entries are
+  // all zero (kEmpty, no queue bits).
   void Trim(uint64_t first_page, uint64_t pages);
 
   size_t chunk_count() const { return chunks_.size(); }
+  uint64_t bytes() const { return chunks_.size() * sizeof(Chunk); }
 
   // Calls fn(page, entry&) for every page in [first, first+pages) whose chunk
   // exists.
@@ -102,9 +112,12 @@ class PageTable {
     for (uint64_t p = first; p < end;) {
       uint64_t chunk_end = ((p >> kChunkShift) + 1) << kChunkShift;
       uint64_t stop = chunk_end < end ? chunk_end : end;
+      // The chunk, not the map iterator: fn may create chunks (a rehash
+      // moves no chunk). fn must not Trim.
       auto it = chunks_.find(p >> kChunkShift);
       if (it != chunks_.end()) {
-        for (uint64_t q = p; q < stop; q++) fn(q, it->second->e[q & (kChunkPages - 1)]);
+        Chunk* c = it->second;
+        for (uint64_t q = p; q < stop; q++) fn(q, c->e[q & (kChunkPages - 1)]);
       }
       p = stop;
     }
@@ -124,7 +137,9 @@ class PageTable {
   };
   Chunk* ChunkOf(uint64_t page, bool create);
 
-  std::unordered_map<uint64_t, std::unique_ptr<Chunk>> chunks_;
+  using ChunkMap = std::unordered_map<uint64_t, Chunk*, std::hash<uint64_t>, std::equal_to<uint64_t>,
+                                      MetaAllocator<std::pair<const uint64_t, Chunk*>>>;
+  ChunkMap chunks_;
   // Faults cluster: most lookups hit the chunk of the previous one.
   uint64_t last_index_ = ~uint64_t{0};
   Chunk* last_chunk_ = nullptr;

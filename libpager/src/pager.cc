@@ -7,8 +7,8 @@
 // the program's threads and the kernel, and those are closed by the uffd
 // protocol itself (see evictor.cc).
 //
-// Events are always fully handled before eviction runs: a REMOVE read in a
-// batch must mark its pages empty before the evictor could move them.
+// Events are always fully handled before eviction and before commands: see
+// Loop().
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,7 +19,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <map>
 #include <mutex>
 #include <thread>
 
@@ -61,28 +60,24 @@ class Pager::Impl : public StoreListener {
   Status Unmap(void* addr, size_t bytes);
   Status Adopt(void* addr, size_t bytes);
   Stats GetStats() const;
-  void Sync() {
-    Command c{Command::Kind::kSync};
-    RunCommand(&c);
-  }
-  void BeginFork() {
-    Command c{Command::Kind::kBringHome};
-    RunCommand(&c);
-  }
-  void EndFork() {
-    Command c{Command::Kind::kEndFork};
-    RunCommand(&c);
-  }
+  void Sync() { (void)RunCommand(Command::Kind::kSync); }
+  void BeginFork() { (void)RunCommand(Command::Kind::kBeginFork); }
+  void EndFork() { (void)RunCommand(Command::Kind::kEndFork); }
   const Config& config() const { return cfg_; }
   std::string Features() const { return features_; }
 
   // StoreListener, on any thread.
   void OnComplete(StoreOp* op) override;
   void OnBackendState(BackendState state, const std::string& why) override;
+  void OnThreadStart() override;
 
  private:
+  // A request from a program thread to the pager thread. It lives in the
+  // pager's reserve arena, never on the caller's stack: that stack may be
+  // paged memory (a fiber's, adopted by the preload), and the pager thread
+  // reading it would fault to itself.
   struct Command {
-    enum class Kind { kUnmap, kSync, kBringHome, kEndFork, kShutdown } kind;
+    enum class Kind { kAdopt, kUnmap, kSync, kBeginFork, kEndFork, kShutdown } kind;
     uintptr_t addr = 0;
     size_t len = 0;
     Status result;
@@ -94,16 +89,15 @@ class Pager::Impl : public StoreListener {
   // dispatches every queued uffd message.
   void WaitAndDispatch(int timeout_ms);
   void Dispatch(const uffd_msg& m, uint64_t now);
-  void ServeParked(uint64_t now);
+  void Serve(Fault& f);
+  void ServeWaiters(uint64_t now);
   void RunCommands();
-  // Brings every page of every region back into memory; true when done.
-  bool BringHome();
-  Status RunCommand(Command* c);
+  void Finish(Command* c, Status result);
+  // Completes the fork and shutdown commands once every page is home; true
+  // when the pager thread must stop.
+  bool CompleteHoming(uint64_t now);
+  Status RunCommand(Command::Kind kind, uintptr_t addr = 0, size_t len = 0);
   void Kick();
-  void DropperLoop();
-  void DropAndWait(const std::vector<PagerCore::DropRequest>& reqs);
-  Status RegisterRegion(void* addr, size_t len);
-  void ForgetRegion(uintptr_t addr, size_t len);
 
   const Config cfg_;
   // The counters live in the published segment, or here if it could not be
@@ -121,28 +115,20 @@ class Pager::Impl : public StoreListener {
   // Completions, from store threads.
   std::mutex done_mu_;
   std::vector<StoreOp*> done_ops_;
-  std::vector<PagerCore::DropRequest> done_drops_;
 
-  // API commands, from the program's threads.
+  // Commands, from the program's threads.
   std::mutex cmd_mu_;
   std::condition_variable cmd_cv_;
   std::deque<Command*> commands_;
-  Command* home_ = nullptr;  // a kBringHome or kShutdown in progress (loop-owned)
-
-  // Regions, for Map/Unmap validation, stats and shutdown.
-  mutable std::mutex region_mu_;
-  std::map<uintptr_t, size_t> regions_;
-
-  // WP mode: the thread that calls madvise for the evictor (see frames.h).
-  std::thread dropper_;
-  std::mutex drop_mu_;
-  std::condition_variable drop_cv_;
-  std::deque<PagerCore::DropRequest> drops_;
-  bool drop_stop_ = false;
 
   // Loop-owned.
-  std::deque<Fault> parked_;
-  std::vector<Fault> retry_;
+  std::deque<Fault> mem_waiters_;  // faults that need a frame, first come first served
+  std::vector<Fault> retry_;       // faults that met a changing mm
+  std::vector<Command*> homing_;   // BeginFork and shutdown, waiting for every page
+  uint64_t homing_since_ns_ = 0;
+  uint64_t homing_logged_ns_ = 0;
+  int fork_holds_ = 0;             // BeginFork calls not yet ended
+  bool shutting_down_ = false;
 };
 
 Status Pager::Impl::Start() {
@@ -156,19 +142,8 @@ Status Pager::Impl::Start() {
   auto uffd = Uffd::Open(cfg_.disable_features);
   if (!uffd.ok()) return uffd.status();
   const UffdFeatures f = uffd->features();
-  if (!f.move && !f.wp) {
-    return Status::Error(
-        "userfaultfd: this kernel has neither UFFDIO_MOVE (6.8) nor write-protect faults (5.7); "
-        "pages cannot be evicted without losing concurrent writes");
-  }
   if (!f.event_remove) {
     PAGER_LOG_WARN("userfaultfd: no REMOVE events: MADV_DONTNEED on paged memory may read back stale data");
-  }
-  std::optional<Uffd> staging;
-  if (f.move) {
-    auto st = Uffd::OpenForStaging();
-    if (!st.ok()) return st.status();
-    staging.emplace(std::move(*st));
   }
   auto reserve = Reserve::Create(cfg_.EffectiveReserve());
   if (!reserve.ok()) return reserve.status();
@@ -178,7 +153,7 @@ Status Pager::Impl::Start() {
   uint64_t frames = static_cast<uint64_t>(static_cast<double>(limit_pages) * cfg_.inactive_ratio) + 64 +
                     4 * kMaxRun + (*reserve)->total_pages();
   if (frames > PageEntry::kMaxAux) frames = PageEntry::kMaxAux;
-  auto fr = Frames::Create(static_cast<uint32_t>(frames), staging ? &*staging : nullptr);
+  auto fr = Frames::Create(static_cast<uint32_t>(frames));
   if (!fr.ok()) return fr.status();
 
   wake_fd_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -198,39 +173,32 @@ Status Pager::Impl::Start() {
     }
   }
 
-  SignalsBlocked blocked;  // inherited by the store's threads and ours
   if (!store_) {
     auto st = OpenStore(cfg_.EffectiveSwap(), cfg_.swap_max, cfg_.connect_timeout_ms);
     if (!st.ok()) return st.status();
     store_ = std::move(*st);
   }
+  features_ = f.ToString();
+  // The core exists before the store starts: the store's threads bind to its
+  // reserve arena (OnThreadStart) as they start.
+  core_ = std::make_unique<PagerCore>(cfg_, std::move(*uffd), std::move(*fr), std::move(*reserve), store_.get(),
+                                      stats_);
+  uffd_ = &core_->uffd();
+
+  SignalsBlocked blocked;  // inherited by the store's threads and ours
   s = store_->Start(this);
   if (!s.ok()) return s;
 
-  features_ = f.ToString();
-  core_ = std::make_unique<PagerCore>(cfg_, std::move(*uffd), std::move(staging), std::move(*fr),
-                                      std::move(*reserve), store_.get(), stats_);
-  uffd_ = &core_->uffd();
   PAGER_LOG_INFO("limit %s, reserve %s, store %s, features %s", FormatSize(cfg_.memory_limit).c_str(),
                  FormatSize(cfg_.EffectiveReserve()).c_str(), store_->Describe().c_str(), features_.c_str());
   thread_ = std::thread([this] { Loop(); });
-  if (!f.move) dropper_ = std::thread([this] { DropperLoop(); });
   return Status();
 }
 
 Pager::Impl::~Impl() {
   if (thread_.joinable()) {
-    Command c{Command::Kind::kShutdown};
-    RunCommand(&c);
+    (void)RunCommand(Command::Kind::kShutdown);
     thread_.join();
-  }
-  if (dropper_.joinable()) {
-    {
-      std::lock_guard<std::mutex> l(drop_mu_);
-      drop_stop_ = true;
-    }
-    drop_cv_.notify_all();
-    dropper_.join();
   }
   if (store_) store_->Stop();
   // core_ closes the uffds: memory still mapped stays, as plain memory.
@@ -260,43 +228,66 @@ void Pager::Impl::OnBackendState(BackendState state, const std::string& why) {
   Kick();
 }
 
-Status Pager::Impl::RunCommand(Command* c) {
-  std::unique_lock<std::mutex> l(cmd_mu_);
-  commands_.push_back(c);
-  Kick();
-  cmd_cv_.wait(l, [c] { return c->done; });
-  return c->result;
+void Pager::Impl::OnThreadStart() {
+  ReserveArena::EnterThread(core_->arena());
+}
+
+Status Pager::Impl::RunCommand(Command::Kind kind, uintptr_t addr, size_t len) {
+  void* mem = ReserveArena::Alloc(core_->arena(), sizeof(Command));
+  if (mem == nullptr) return Status::FromErrno("pager command", ENOMEM);
+  Command* c = new (mem) Command{kind, addr, len};
+  Status result;
+  {
+    std::unique_lock<std::mutex> l(cmd_mu_);
+    commands_.push_back(c);
+    Kick();
+    cmd_cv_.wait(l, [c] { return c->done; });
+    result = std::move(c->result);
+  }
+  c->~Command();
+  ReserveArena::Free(c);
+  return result;
+}
+
+void Pager::Impl::Finish(Command* c, Status result) {
+  std::lock_guard<std::mutex> l(cmd_mu_);
+  c->result = std::move(result);
+  c->done = true;
+  cmd_cv_.notify_all();
 }
 
 void Pager::Impl::Loop() {
   pthread_setname_np(pthread_self(), "libpager");
-  ReserveArena::EnterPagerThread();
+  ReserveArena::EnterThread(core_->arena());
   bool more = false;
   for (;;) {
     int timeout = -1;
     if (more) {
       timeout = 0;
-    } else if (!parked_.empty() || !retry_.empty() || core_->ops_in_flight() > 0 || home_) {
+    } else if (!mem_waiters_.empty() || !retry_.empty() || core_->ops_in_flight() > 0 || !homing_.empty()) {
       timeout = 10;
     } else if (core_->eviction_paused()) {
       timeout = 100;
     }
+    if (uint64_t at = core_->next_evict_ns(); at != 0) {
+      const uint64_t now = NowNs();
+      const int wait_ms = at > now ? static_cast<int>((at - now) / 1'000'000 + 1) : 0;
+      if (timeout < 0 || wait_ms < timeout) timeout = wait_ms;
+    }
+    // Events first, every turn: a REMOVE read in a batch must mark its pages
+    // empty before the evictor could move them, and an UNMAP must be handled
+    // before a command adopts memory at the same address (commands come
+    // after munmap returned, which is after its event was read: regions.h).
     WaitAndDispatch(timeout);
     core_->RetryReads();
     std::vector<Fault> retry = std::move(retry_);
     retry_.clear();
-    for (Fault& f : retry) {
-      auto o = core_->ServeFault(f);
-      if (o == PagerCore::Outcome::kWait) parked_.push_back(f);
-      if (o == PagerCore::Outcome::kRetry) retry_.push_back(f);
-    }
+    for (Fault& f : retry) Serve(f);
 
     std::vector<StoreOp*> ops;
-    std::vector<PagerCore::DropRequest> drops;
     {
       std::lock_guard<std::mutex> l(done_mu_);
       ops.swap(done_ops_);
-      drops.swap(done_drops_);
     }
     for (StoreOp* sop : ops) {
       Op* op = reinterpret_cast<Op*>(sop);
@@ -308,15 +299,14 @@ void Pager::Impl::Loop() {
         core_->CompleteWrite(op);
       }
     }
-    for (const auto& d : drops) core_->CompleteDrop(d.first, d.pages);
 
     RunCommands();
-    ServeParked(NowNs());
+    const uint64_t now = NowNs();
+    ServeWaiters(now);
     more = core_->Evict(512);
-    if (auto reqs = core_->TakeDropRequests(); !reqs.empty()) DropAndWait(reqs);
     core_->frames().Flush();
     core_->PublishStats();
-    if (home_ && BringHome()) break;
+    if (!homing_.empty() && CompleteHoming(now)) break;
   }
 }
 
@@ -345,38 +335,19 @@ void Pager::Impl::Dispatch(const uffd_msg& m, uint64_t now) {
       f.flags = m.arg.pagefault.flags;
       f.tid = m.arg.pagefault.feat.ptid;
       f.t0_ns = now;
-      // Behind faults already waiting for memory: first come, first served.
-      if (!parked_.empty()) {
-        parked_.push_back(f);
-        break;
-      }
-      auto o = core_->ServeFault(f);
-      if (o == PagerCore::Outcome::kWait) parked_.push_back(f);
-      if (o == PagerCore::Outcome::kRetry) retry_.push_back(f);
+      core_->NoteFaultAddress(f.addr);
+      Serve(f);
       break;
     }
-    case UFFD_EVENT_REMOVE: {
-      uint64_t first = PageTable::PageOf(m.arg.remove.start);
-      uint64_t pages = (m.arg.remove.end - m.arg.remove.start) / kPageSize;
-      if (!core_->TakeOwnDrop(first, pages)) core_->Discard(first, pages);
+    case UFFD_EVENT_REMOVE:
+      core_->HandleRemove(m.arg.remove.start, m.arg.remove.end);
       break;
-    }
-    case UFFD_EVENT_UNMAP: {
-      uint64_t first = PageTable::PageOf(m.arg.remove.start);
-      uint64_t pages = (m.arg.remove.end - m.arg.remove.start) / kPageSize;
-      core_->Discard(first, pages);
-      core_->table().Trim(first, pages);
-      ForgetRegion(m.arg.remove.start, m.arg.remove.end - m.arg.remove.start);
+    case UFFD_EVENT_UNMAP:
+      core_->HandleUnmap(m.arg.remove.start, m.arg.remove.end);
       break;
-    }
-    case UFFD_EVENT_REMAP: {
-      uint64_t len = m.arg.remap.len;
-      core_->Relocate(PageTable::PageOf(m.arg.remap.from), PageTable::PageOf(m.arg.remap.to), len / kPageSize);
-      ForgetRegion(m.arg.remap.from, len);
-      std::lock_guard<std::mutex> l(region_mu_);
-      regions_[m.arg.remap.to] = len;
+    case UFFD_EVENT_REMAP:
+      core_->HandleRemap(m.arg.remap.from, m.arg.remap.to, m.arg.remap.len);
       break;
-    }
     case UFFD_EVENT_FORK:
       // Not requested; a child's uffd would need a pager of its own.
       close(static_cast<int>(m.arg.fork.ufd));
@@ -386,157 +357,90 @@ void Pager::Impl::Dispatch(const uffd_msg& m, uint64_t now) {
   }
 }
 
-void Pager::Impl::ServeParked(uint64_t now) {
-  while (!parked_.empty()) {
-    Fault& f = parked_.front();
+// Faults that need a frame wait their turn behind those already waiting for
+// memory (first come, first served); the others never wait, so a parked
+// first touch cannot hold up a re-touch of an inactive page, nor an NFS
+// outage a thread that only touches memory still in memory.
+void Pager::Impl::Serve(Fault& f) {
+  if (!mem_waiters_.empty() && core_->NeedsFrame(f.addr)) {
+    mem_waiters_.push_back(f);
+    return;
+  }
+  switch (core_->ServeFault(f)) {
+    case PagerCore::Outcome::kDone: break;
+    case PagerCore::Outcome::kWait: mem_waiters_.push_back(f); break;
+    case PagerCore::Outcome::kRetry: retry_.push_back(f); break;
+  }
+  core_->waiting_for_memory = !mem_waiters_.empty();
+}
+
+void Pager::Impl::ServeWaiters(uint64_t now) {
+  while (!mem_waiters_.empty()) {
+    Fault& f = mem_waiters_.front();
     auto o = core_->ServeFault(f);
     if (o == PagerCore::Outcome::kWait) break;
     if (f.throttled) stats_->Add(stats_->throttled_ns, now - f.parked_ns);
     if (o == PagerCore::Outcome::kRetry) retry_.push_back(f);
-    parked_.pop_front();
+    mem_waiters_.pop_front();
   }
-  core_->waiting_for_memory = !parked_.empty();
+  core_->waiting_for_memory = !mem_waiters_.empty();
 }
 
 void Pager::Impl::RunCommands() {
-  std::unique_lock<std::mutex> l(cmd_mu_);
-  while (!commands_.empty()) {
-    Command* c = commands_.front();
-    commands_.pop_front();
-    if (c->kind == Command::Kind::kShutdown || c->kind == Command::Kind::kBringHome) {
-      home_ = c;
-      core_->set_draining(true);
-      continue;
-    }
-    if (c->kind == Command::Kind::kEndFork) {
-      core_->set_draining(false);
-      c->done = true;
-      cmd_cv_.notify_all();
-      continue;
-    }
-    if (c->kind == Command::Kind::kSync) {
-      core_->PublishStats();
-      c->done = true;
-      cmd_cv_.notify_all();
-      continue;
-    }
-    // kUnmap: unregister first, so munmap raises no event that this very
-    // thread would have to read before munmap returns.
-    l.unlock();
-    Status s = uffd_->Unregister(reinterpret_cast<void*>(c->addr), c->len);
-    if (s.ok()) {
-      uint64_t first = PageTable::PageOf(c->addr), pages = c->len / kPageSize;
-      core_->Discard(first, pages);
-      core_->table().Trim(first, pages);
-      if (munmap(reinterpret_cast<void*>(c->addr), c->len) != 0) s = Status::FromErrno("munmap", errno);
-      ForgetRegion(c->addr, c->len);
-    }
-    l.lock();
-    c->result = s;
-    c->done = true;
-    cmd_cv_.notify_all();
-  }
-}
-
-bool Pager::Impl::BringHome() {
-  std::map<uintptr_t, size_t> regions;
+  std::deque<Command*> cmds;
   {
-    std::lock_guard<std::mutex> l(region_mu_);
-    regions = regions_;
+    std::lock_guard<std::mutex> l(cmd_mu_);
+    cmds.swap(commands_);
   }
-  bool done = true;
-  for (const auto& [addr, len] : regions) {
-    if (!core_->SwapInRange(PageTable::PageOf(addr), len / kPageSize)) done = false;
-  }
-  if (!done || core_->ops_in_flight() > 0) return false;
-  const bool shutdown = home_->kind == Command::Kind::kShutdown;
-  if (shutdown) {
-    for (const auto& [addr, len] : regions) uffd_->Unregister(reinterpret_cast<void*>(addr), len);
-  }
-  std::lock_guard<std::mutex> l(cmd_mu_);
-  home_->done = true;
-  home_ = nullptr;
-  cmd_cv_.notify_all();
-  return shutdown;
-}
-
-// WP mode: the evicted runs stay mapped (write-protected) until dropped, and
-// while mapped, reads of them raise no fault: the inactive stage would learn
-// nothing of their use. So the loop waits for its drops, reading the REMOVE
-// events they raise (and any other message) meanwhile.
-void Pager::Impl::DropAndWait(const std::vector<PagerCore::DropRequest>& reqs) {
-  {
-    std::lock_guard<std::mutex> l(drop_mu_);
-    for (const auto& r : reqs) drops_.push_back(r);
-  }
-  drop_cv_.notify_one();
-  size_t left = reqs.size();
-  while (left > 0) {
-    WaitAndDispatch(100);
-    std::vector<PagerCore::DropRequest> done;
-    {
-      std::lock_guard<std::mutex> l(done_mu_);
-      done.swap(done_drops_);
+  for (Command* c : cmds) {
+    switch (c->kind) {
+      case Command::Kind::kAdopt:
+        Finish(c, core_->AddRegion(c->addr, c->len));
+        break;
+      case Command::Kind::kUnmap:
+        Finish(c, core_->UnmapRegion(c->addr, c->len));
+        break;
+      case Command::Kind::kSync:
+        core_->PublishStats();
+        Finish(c, Status());
+        break;
+      case Command::Kind::kBeginFork:
+      case Command::Kind::kShutdown:
+        if (c->kind == Command::Kind::kBeginFork) {
+          fork_holds_++;
+        } else {
+          shutting_down_ = true;
+        }
+        if (homing_.empty()) homing_since_ns_ = NowNs();
+        homing_.push_back(c);
+        core_->set_draining(true);
+        break;
+      case Command::Kind::kEndFork:
+        if (fork_holds_ > 0) fork_holds_--;
+        core_->set_draining(fork_holds_ > 0 || shutting_down_);
+        Finish(c, Status());
+        break;
     }
-    for (const auto& d : done) core_->CompleteDrop(d.first, d.pages);
-    left -= std::min(left, done.size());
   }
-  // The loop's other work (completions woken by the eventfd) is picked up on
-  // its next turn.
-  Kick();
 }
 
-void Pager::Impl::DropperLoop() {
-  pthread_setname_np(pthread_self(), "libpager-drop");
-  ReserveArena::EnterPagerThread();
-  std::unique_lock<std::mutex> l(drop_mu_);
-  for (;;) {
-    drop_cv_.wait(l, [this] { return drop_stop_ || !drops_.empty(); });
-    if (drops_.empty()) return;
-    PagerCore::DropRequest r = drops_.front();
-    drops_.pop_front();
-    l.unlock();
-    // Blocks until the pager thread reads the REMOVE event this raises.
-    madvise(reinterpret_cast<void*>(PageTable::AddrOf(r.first)), r.pages * kPageSize, MADV_DONTNEED);
-    {
-      std::lock_guard<std::mutex> d(done_mu_);
-      done_drops_.push_back(r);
+bool Pager::Impl::CompleteHoming(uint64_t now) {
+  if (!core_->BringHome()) {
+    // Hard-mount semantics: with the server away, pages wait for it, as the
+    // program's own faults would (docs/nfs.md). Say so, every 10 s.
+    if (now - homing_since_ns_ > 10'000'000'000ull && now - homing_logged_ns_ > 10'000'000'000ull) {
+      homing_logged_ns_ = now;
+      PAGER_LOG_WARN("bringing pages home: %llu still away, store %s",
+                     static_cast<unsigned long long>(core_->pages_away()),
+                     BackendStateName(static_cast<BackendState>(stats_->backend.load())));
     }
-    Kick();
-    l.lock();
+    return false;
   }
-}
-
-Status Pager::Impl::RegisterRegion(void* addr, size_t len) {
-  // Paging works on 4 KiB pages: a huge page would be one 2 MiB unit to the
-  // kernel and unmovable by UFFDIO_MOVE.
-  madvise(addr, len, MADV_NOHUGEPAGE);
-  Status s = uffd_->Register(addr, len);
-  if (!s.ok()) return s;
-  std::lock_guard<std::mutex> l(region_mu_);
-  regions_[reinterpret_cast<uintptr_t>(addr)] = len;
-  stats_->Add(stats_->mapped_bytes, len);
-  return Status();
-}
-
-void Pager::Impl::ForgetRegion(uintptr_t addr, size_t len) {
-  std::lock_guard<std::mutex> l(region_mu_);
-  uintptr_t end = addr + len;
-  // Trim every region overlapping [addr, end), splitting one that contains it.
-  auto it = regions_.upper_bound(addr);
-  if (it != regions_.begin()) --it;
-  while (it != regions_.end() && it->first < end) {
-    uintptr_t rs = it->first, re = it->first + it->second;
-    if (re <= addr) {
-      ++it;
-      continue;
-    }
-    it = regions_.erase(it);
-    uint64_t removed = std::min(re, end) - std::max(rs, addr);
-    stats_->mapped_bytes.fetch_sub(removed, std::memory_order_relaxed);
-    if (rs < addr) regions_[rs] = addr - rs;
-    if (re > end) regions_[end] = re - end;
-  }
+  for (Command* c : homing_) Finish(c, Status());
+  homing_.clear();
+  if (!shutting_down_) return false;
+  core_->UnregisterAll();
+  return true;
 }
 
 Result<void*> Pager::Impl::Map(size_t bytes) {
@@ -544,7 +448,7 @@ Result<void*> Pager::Impl::Map(size_t bytes) {
   size_t len = (bytes + kPageSize - 1) / kPageSize * kPageSize;
   Mapping m = Mapping::Anonymous(len, MAP_NORESERVE);
   if (!m.valid()) return Status::FromErrno("Map: mmap of " + FormatSize(len), errno);
-  Status s = RegisterRegion(m.data(), len);
+  Status s = RunCommand(Command::Kind::kAdopt, reinterpret_cast<uintptr_t>(m.data()), len);
   if (!s.ok()) return Status::Error("Map: " + s.message());
   void* p = m.data();
   m.release();
@@ -555,23 +459,14 @@ Status Pager::Impl::Adopt(void* addr, size_t bytes) {
   if (reinterpret_cast<uintptr_t>(addr) % kPageSize != 0 || bytes % kPageSize != 0 || bytes == 0) {
     return Status::Error("Adopt: address and size must be page-aligned and non-zero");
   }
-  return RegisterRegion(addr, bytes);
+  return RunCommand(Command::Kind::kAdopt, reinterpret_cast<uintptr_t>(addr), bytes);
 }
 
 Status Pager::Impl::Unmap(void* addr, size_t bytes) {
   uintptr_t a = reinterpret_cast<uintptr_t>(addr);
   size_t len = (bytes + kPageSize - 1) / kPageSize * kPageSize;
   if (a % kPageSize != 0 || len == 0) return Status::Error("Unmap: address must be page-aligned, size above 0");
-  {
-    std::lock_guard<std::mutex> l(region_mu_);
-    auto it = regions_.upper_bound(a);
-    if (it == regions_.begin() || (--it, it->first + it->second < a + len)) {
-      return Status::Error("Unmap: [" + std::to_string(a) + ", +" + std::to_string(len) +
-                           ") is not inside a paged region");
-    }
-  }
-  Command c{Command::Kind::kUnmap, a, len};
-  return RunCommand(&c);
+  return RunCommand(Command::Kind::kUnmap, a, len);
 }
 
 Stats Pager::Impl::GetStats() const { return ReadStatsBlock(*stats_); }

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -74,13 +75,15 @@ void PageRuns::Free(const void* p, uint64_t pages) {
 Result<std::unique_ptr<Reserve>> Reserve::Create(uint64_t bytes) {
   uint64_t pages = (bytes + kPageSize - 1) / kPageSize;
   if (pages == 0) return Status::Error("reserve: size must be at least one page");
-  ReserveArena* arena = ReserveArena::Get(pages * 3 / 5 * kPageSize);
   uint64_t len = pages * kPageSize;
   bool locked = false;
   Mapping pool = MapLockedPool(len, "reserve", true, &locked);
   if (!pool.valid()) return Status::FromErrno("reserve: mmap of " + std::to_string(len) + " bytes", errno);
+  ReserveArena* arena = ReserveArena::Acquire(std::max<uint64_t>(1, pages * 3 / 5) * kPageSize);
   return std::unique_ptr<Reserve>(new Reserve(std::move(pool), locked, arena));
 }
+
+Reserve::~Reserve() { ReserveArena::Release(arena_); }
 
 Reserve::Reserve(Mapping pool, bool locked, ReserveArena* arena)
     : pool_(std::move(pool)), locked_(locked), arena_(arena) {

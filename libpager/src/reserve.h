@@ -7,7 +7,8 @@
 //    write is issued, and the pool carries the write until the store has
 //    it); swap-in reads land here before they are installed;
 //  - the allocator's region (reserve_arena.h): everything the pager's threads
-//    malloc, libnfs's request and reply buffers included.
+//    malloc, libnfs's request and reply buffers included. Not what grows with
+//    the mapping (meta_alloc.h).
 // free_pages() is what both have left, so the level is the pager's memory
 // debt, and the throttle reads it: below half, faults that need a fresh
 // frame wait until write-back gives pages back (the kernel's PFMEMALLOC
@@ -66,13 +67,15 @@ class PageRuns {
 class Reserve {
  public:
   // A pool of `bytes` (rounded up to pages) of staging pages, mapped,
-  // pre-faulted and mlocked here, plus the process's reserve arena: created
-  // by the first Reserve with 3/5 of its size (so 3/8 of that pool), counted
-  // as it is by later ones.
+  // pre-faulted and mlocked here, plus this pager's reserve arena of 3/5 of
+  // that size (so 3/8 of the whole pool).
   // Where RLIMIT_MEMLOCK forbids the lock, the pool stays pre-faulted and a
   // warning is logged once. Without an arena (jemalloc refused) the pool is
   // all staging pages.
   static Result<std::unique_ptr<Reserve>> Create(uint64_t bytes);
+  ~Reserve();
+  Reserve(const Reserve&) = delete;
+  Reserve& operator=(const Reserve&) = delete;
 
   // `pages` contiguous staging pages, or nullptr if there is no such run.
   std::byte* AllocPages(uint32_t pages);
@@ -100,7 +103,7 @@ class Reserve {
 
   Mapping pool_;
   const bool locked_;
-  ReserveArena* const arena_;  // process-wide, outlives every Reserve
+  ReserveArena* const arena_;  // ours until ~Reserve gives it back for reuse
   PageRuns staging_;
   std::atomic<uint64_t> min_free_pages_;
 };

@@ -1,7 +1,6 @@
 #include "reserve_arena.h"
 
 #include <dlfcn.h>
-#include <jemalloc/jemalloc.h>
 #include <sys/mman.h>
 
 #include <cstdio>
@@ -13,9 +12,6 @@
 
 namespace pager {
 namespace {
-
-std::atomic<ReserveArena*> g_arena{nullptr};
-std::atomic<int> g_flags{0};
 
 // jemalloc 5.3's "experimental.arenas_create_ext" takes this (its internal
 // arena_config_t): with metadata_use_hooks false, the arena's metadata comes
@@ -37,19 +33,27 @@ bool MallocIsJemalloc() {
   return a.dli_fbase == b.dli_fbase;
 }
 
+// Arenas given back by their Reserve, for the next one of the same size.
+std::mutex g_free_mu;
+ReserveArena* g_free = nullptr;  // guarded by g_free_mu
+// Every arena made, newest first; entries are never removed.
+std::atomic<ReserveArena*> g_all{nullptr};
+
 }  // namespace
 
 // The extent hooks, over ReserveArena::region_. They run inside jemalloc,
 // under its locks, on whatever thread allocates: they must not allocate and
 // must not log (the pager logs overflows from its own thread).
 struct ArenaHooks {
-  static extent_hooks_t hooks;
+  static ReserveArena* Of(extent_hooks_t* h) {
+    return reinterpret_cast<ReserveArena::Hooks*>(h)->arena;
+  }
 
-  static void* Alloc(extent_hooks_t*, void* new_addr, size_t size, size_t alignment, bool* zero,
+  static void* Alloc(extent_hooks_t* h, void* new_addr, size_t size, size_t alignment, bool* zero,
                      bool* commit, unsigned) {
-    ReserveArena* a = g_arena.load(std::memory_order_acquire);
+    ReserveArena* a = Of(h);
     // In-place growth of a large allocation: decline; jemalloc moves it.
-    if (new_addr != nullptr || a == nullptr) return nullptr;
+    if (new_addr != nullptr) return nullptr;
     // With opt.retain, jemalloc first asks for a 2 MiB "grow" and keeps what
     // it does not use as retained address space, which would stay charged to
     // the pool. Declining once makes it ask again for exactly what it needs
@@ -84,8 +88,8 @@ struct ArenaHooks {
     return p;
   }
 
-  static bool Dalloc(extent_hooks_t*, void* addr, size_t size, bool, unsigned) {
-    ReserveArena* a = g_arena.load(std::memory_order_acquire);
+  static bool Dalloc(extent_hooks_t* h, void* addr, size_t size, bool, unsigned) {
+    ReserveArena* a = Of(h);
     if (a->region_.Contains(addr)) {
       a->region_.Free(addr, size / kPageSize);
     } else {
@@ -105,33 +109,39 @@ struct ArenaHooks {
 
   // Never merge region pages with an overflow mapping that happens to be
   // adjacent: Dalloc decides by the start address.
-  static bool Merge(extent_hooks_t*, void* a, size_t, void* b, size_t, bool, unsigned) {
-    ReserveArena* r = g_arena.load(std::memory_order_acquire);
+  static bool Merge(extent_hooks_t* h, void* a, size_t, void* b, size_t, bool, unsigned) {
+    ReserveArena* r = Of(h);
     return r->region_.Contains(a) != r->region_.Contains(b);
   }
 };
 
-// Decommit and purges are opted out of (nullptr): region pages stay
-// resident and locked; freed extents go back through Dalloc.
-extent_hooks_t ArenaHooks::hooks = {
-    ArenaHooks::Alloc,  ArenaHooks::Dalloc, ArenaHooks::Destroy, ArenaHooks::Commit, nullptr,
-    nullptr,            nullptr,            ArenaHooks::Split,   ArenaHooks::Merge,
-};
-
-ReserveArena::ReserveArena(Mapping region, bool)
-    : mapping_(std::move(region)) {
+ReserveArena::ReserveArena(Mapping region, bool) : mapping_(std::move(region)) {
+  // Decommit and purges are opted out of (nullptr): region pages stay
+  // resident and locked; freed extents go back through Dalloc.
+  hooks_.table = extent_hooks_t{
+      ArenaHooks::Alloc, ArenaHooks::Dalloc, ArenaHooks::Destroy, ArenaHooks::Commit, nullptr,
+      nullptr,           nullptr,            ArenaHooks::Split,   ArenaHooks::Merge,
+  };
+  hooks_.arena = this;
   region_.Reset(mapping_.data(), mapping_.size() / kPageSize);
 }
 
-ReserveArena* ReserveArena::Get(uint64_t bytes) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> l(mu);
-  if (ReserveArena* a = g_arena.load(std::memory_order_acquire); a != nullptr) return a;
-  static bool failed = false;
-  if (failed) return nullptr;
-  failed = true;  // one attempt per process
+ReserveArena* ReserveArena::Acquire(uint64_t bytes) {
+  const uint64_t len = (bytes + kPageSize - 1) / kPageSize * kPageSize;
+  {
+    std::lock_guard<std::mutex> l(g_free_mu);
+    for (ReserveArena** p = &g_free; *p != nullptr; p = &(*p)->next_free_) {
+      if ((*p)->mapping_.size() == len) {
+        ReserveArena* a = *p;
+        *p = a->next_free_;
+        a->next_free_ = nullptr;
+        a->overflows_.store(0, std::memory_order_relaxed);
+        a->overflow_bytes_.store(0, std::memory_order_relaxed);
+        return a;
+      }
+    }
+  }
 
-  uint64_t len = (bytes + kPageSize - 1) / kPageSize * kPageSize;
   bool locked = false;
   Mapping region = MapLockedPool(len, "reserve arena", false, &locked);
   if (!region.valid()) {
@@ -139,30 +149,29 @@ ReserveArena* ReserveArena::Get(uint64_t bytes) {
                    "from the general heap", static_cast<unsigned long long>(len), strerror(errno));
     return nullptr;
   }
-  // Never destroyed (see reserve_arena.h): a deliberate, bounded leak.
+  // Never destroyed (see reserve_arena.h): reused through the released list.
   auto* a = new ReserveArena(std::move(region), locked);
-  g_arena.store(a, std::memory_order_release);  // the hooks find it from here on
 
   unsigned ind = 0;
   size_t sz = sizeof ind;
-  ArenaConfig cfg{&ArenaHooks::hooks, false};
+  ArenaConfig cfg{&a->hooks_.table, false};
   int err = mallctl("experimental.arenas_create_ext", &ind, &sz, &cfg, sizeof cfg);
   // Declining grows is only safe when the arena's metadata does not come
   // through the hooks (its base blocks are not retried at an exact size).
   const bool own_metadata = err == 0;
   if (err != 0) {
-    extent_hooks_t* h = &ArenaHooks::hooks;
+    extent_hooks_t* h = &a->hooks_.table;
     sz = sizeof ind;
     err = mallctl("arenas.create", &ind, &sz, &h, sizeof h);
   }
   if (err != 0) {
-    g_arena.store(nullptr, std::memory_order_release);
     delete a;
     PAGER_LOG_WARN("reserve arena: jemalloc arenas.create failed (%s); the pager's threads allocate "
                    "from the general heap", strerror(err));
     return nullptr;
   }
   a->index_ = ind;
+  a->flags_ = MALLOCX_ARENA(ind) | MALLOCX_TCACHE_NONE;
   bool retain = false;
   sz = sizeof retain;
   a->refuse_grow_ = own_metadata && mallctl("opt.retain", &retain, &sz, nullptr, 0) == 0 && retain;
@@ -175,7 +184,9 @@ ReserveArena* ReserveArena::Get(uint64_t bytes) {
     mallctl(name, nullptr, nullptr, &zero_ms, sizeof zero_ms);
   }
   a->captures_malloc_ = MallocIsJemalloc();
-  g_flags.store(MALLOCX_ARENA(ind) | MALLOCX_TCACHE_NONE, std::memory_order_release);
+  a->next_all_ = g_all.load(std::memory_order_relaxed);
+  while (!g_all.compare_exchange_weak(a->next_all_, a, std::memory_order_release, std::memory_order_relaxed)) {
+  }
   PAGER_LOG_INFO("reserve arena %u: %llu KiB%s; %s", ind, static_cast<unsigned long long>(len >> 10),
                  locked ? " locked" : "",
                  a->captures_malloc_ ? "malloc is jemalloc: every allocation on the pager's threads is covered"
@@ -183,39 +194,45 @@ ReserveArena* ReserveArena::Get(uint64_t bytes) {
   return a;
 }
 
-ReserveArena* ReserveArena::Current() { return g_arena.load(std::memory_order_acquire); }
+bool ReserveArena::InAnyRegion(const void* p) {
+  for (const ReserveArena* a = g_all.load(std::memory_order_acquire); a != nullptr; a = a->next_all_) {
+    if (a->Contains(p)) return true;
+  }
+  return false;
+}
 
-int ReserveArena::Flags() { return g_flags.load(std::memory_order_acquire); }
+void ReserveArena::Release(ReserveArena* a) {
+  if (a == nullptr) return;
+  std::lock_guard<std::mutex> l(g_free_mu);
+  a->next_free_ = g_free;
+  g_free = a;
+}
 
-void ReserveArena::EnterPagerThread() {
-  ReserveArena* a = Current();
-  if (a == nullptr || Flags() == 0) return;
+void ReserveArena::EnterThread(const ReserveArena* a) {
+  if (a == nullptr) return;
   bool off = false;
   mallctl("thread.tcache.enabled", nullptr, nullptr, &off, sizeof off);
   unsigned ind = a->index_;
   mallctl("thread.arena", nullptr, nullptr, &ind, sizeof ind);
 }
 
+void* ReserveArena::Alloc(const ReserveArena* a, size_t bytes) noexcept {
+  return mallocx(bytes == 0 ? 1 : bytes, a != nullptr ? a->flags_ : MALLOCX_TCACHE_NONE);
+}
+
+void ReserveArena::Free(void* p) noexcept {
+  if (p != nullptr) dallocx(p, MALLOCX_TCACHE_NONE);
+}
+
 OrdinaryHeapScope::OrdinaryHeapScope() {
-  ReserveArena* a = ReserveArena::Current();
   size_t sz = sizeof old_;
-  if (a == nullptr || mallctl("thread.arena", &old_, &sz, nullptr, 0) != 0 || old_ != a->index()) return;
+  if (mallctl("thread.arena", &old_, &sz, nullptr, 0) != 0) return;
   unsigned zero = 0;
-  rebound_ = mallctl("thread.arena", nullptr, nullptr, &zero, sizeof zero) == 0;
+  rebound_ = old_ != 0 && mallctl("thread.arena", nullptr, nullptr, &zero, sizeof zero) == 0;
 }
 
 OrdinaryHeapScope::~OrdinaryHeapScope() {
   if (rebound_) mallctl("thread.arena", nullptr, nullptr, &old_, sizeof old_);
-}
-
-void* PoolAlloc(size_t bytes) {
-  void* p = mallocx(bytes == 0 ? 1 : bytes, ReserveArena::Flags());
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-void PoolFree(void* p) {
-  if (p != nullptr) dallocx(p, MALLOCX_TCACHE_NONE);
 }
 
 }  // namespace pager

@@ -1,31 +1,36 @@
-// The reserve's allocator: a dedicated jemalloc arena whose extents come from
-// a locked region, so that what the pager's threads allocate (request state,
+// The reserve's allocator: a jemalloc arena whose extents come from a locked
+// region, so that what a pager's threads allocate (request state, the stores'
 // queues, libnfs's buffers) is memory set aside in advance, never memory the
 // program is short of.
+//
+// One arena per Pager, so that each pager's throttle reads its own debt: with
+// one arena for the process, a second pager was throttled by the first one's
+// allocations and could park its faults forever (issue 9, problem 8).
 //
 // What is covered depends on who the process's malloc is:
 //  - jemalloc (libpager links it, so a program linked with libpager gets it
 //    unless something earlier in symbol resolution provides malloc; the
-//    LD_PRELOAD library does too): every thread that called
-//    EnterPagerThread() allocates from the arena, whatever the code doing it
-//    (the pager's containers, the stores' queues, libnfs's internal mallocs).
-//  - anything else (a sanitizer's interceptors, another allocator preloaded,
-//    a statically linked malloc): only what the pager allocates explicitly
-//    through PoolAllocator / PoolNew (PagerCore's queues and op records) comes
-//    from the arena; libnfs and the stores use the process's malloc.
-//    captures_malloc() says which, and the pager logs it at start.
-// jemalloc's own metadata for the arena (extent records, rtree nodes) is
-// allocated by jemalloc from its base, outside the region, in either case.
+//    LD_PRELOAD library does too): every thread bound with EnterThread()
+//    allocates from the arena, whatever the code doing it (the pager's
+//    containers, the stores' queues, libnfs's internal mallocs).
+//  - anything else (a sanitizer's interceptors, another allocator preloaded):
+//    only what the pager allocates explicitly (Alloc, PoolAllocator) comes
+//    from the arena. captures_malloc() says which; the pager logs it.
+// jemalloc's own metadata for the arena comes from its base, outside the
+// region, in either case. What grows with the mapping (the page table, slot
+// maps) is not here at all: see meta_alloc.h.
 //
-// The arena is process-wide and never destroyed: a pointer allocated on a
-// pager thread may be freed after its Pager is gone (libnfs's buffers freed
-// by the store's teardown, a container freed by a destructor on another
-// thread), and jemalloc cannot destroy an arena with live allocations. The
-// first Pager in the process sizes it; later ones share it.
+// Arenas are never destroyed: jemalloc cannot destroy an arena with live
+// allocations, and a pointer allocated on a pager thread may be freed after
+// its Pager is gone (libnfs's buffers freed by the store's teardown). An
+// arena given back by its Reserve is reused by the next one of the same size,
+// so the locked memory held is bounded by the pagers alive at once.
 //
 // When the region is full, extents come from mmap instead (what the default
 // arena would do): counted in overflows(), never a failed malloc.
 #pragma once
+
+#include <jemalloc/jemalloc.h>
 
 #include <atomic>
 #include <cstddef>
@@ -38,23 +43,30 @@ namespace pager {
 
 class ReserveArena {
  public:
-  // The process's arena, created with a region of `bytes` (rounded up to
-  // pages) on the first call; later calls return it unchanged. nullptr with
-  // a logged reason if jemalloc refused to create it.
-  static ReserveArena* Get(uint64_t bytes);
-  // The arena if one was created, else nullptr.
-  static ReserveArena* Current();
+  // An arena over a locked region of `bytes` (rounded up to pages): a
+  // released one of that size, or a new one. nullptr, with a logged reason,
+  // if jemalloc refused to create one.
+  static ReserveArena* Acquire(uint64_t bytes);
+  // Gives the arena back for reuse. Allocations still live in it stay valid.
+  static void Release(ReserveArena* a);
 
-  // Binds the calling thread to the arena, with its thread cache off (a
+  // Binds the calling thread to arena `a`, with its thread cache off (a
   // tcache is per thread and shared across arenas: cached regions from other
-  // arenas would be handed out). Call first thing on every thread the pager
-  // owns; a no-op without an arena.
-  static void EnterPagerThread();
+  // arenas would be handed out). Called first on every thread the pager owns;
+  // a no-op without an arena.
+  static void EnterThread(const ReserveArena* a);
 
-  // mallocx flags for an explicit allocation from the arena (0 without one).
-  static int Flags();
+  // Explicit allocation from the arena; `a` may be null (no arena: the
+  // default one). Alloc returns nullptr only when the system is out of memory.
+  static void* Alloc(const ReserveArena* a, size_t bytes) noexcept;
+  static void Free(void* p) noexcept;
+
+  // True when `p` lies in the region of any reserve arena of the process
+  // (tests: "did this allocation come from a pool?"). Lock-free.
+  static bool InAnyRegion(const void* p);
 
   unsigned index() const { return index_; }
+  int flags() const { return flags_; }
   uint64_t total_pages() const { return region_.total_pages(); }
   uint64_t used_pages() const { return region_.used_pages(); }
   uint64_t free_pages() const { return total_pages() - used_pages(); }
@@ -69,13 +81,23 @@ class ReserveArena {
   ReserveArena(Mapping region, bool locked);
   friend struct ArenaHooks;
 
+  // jemalloc calls the hooks with the address it was given, &hooks_.table:
+  // the hooks find their arena from it.
+  struct Hooks {
+    extent_hooks_t table;  // first: a Hooks* and its table's address convert
+    ReserveArena* arena;
+  };
+  Hooks hooks_;
   PageRuns region_;
   Mapping mapping_;
   unsigned index_ = 0;
+  int flags_ = 0;  // mallocx flags: this arena, no tcache
   bool captures_malloc_ = false;
   bool refuse_grow_ = false;  // see ArenaHooks::Alloc
   std::atomic<uint64_t> overflows_{0};
   std::atomic<uint64_t> overflow_bytes_{0};
+  ReserveArena* next_free_ = nullptr;  // in the released list, guarded by its mutex
+  ReserveArena* next_all_ = nullptr;   // every arena ever made; set before publication
 };
 
 // On a pager thread, for the scope's life, allocations come from the
@@ -93,22 +115,25 @@ class OrdinaryHeapScope {
   bool rebound_ = false;
 };
 
-// Allocation from the arena (or jemalloc's default one without it): for the
-// pager's own data, so that it is pool memory even when malloc is not
-// jemalloc. Throws std::bad_alloc only if the system is out of memory.
-void* PoolAlloc(size_t bytes);
-void PoolFree(void* p);
-
+// For the pager's own containers: pool memory even when malloc is not
+// jemalloc. A failed allocation throws std::bad_alloc (a true OOM: the
+// region overflows to mmap before that).
 template <class T>
 struct PoolAllocator {
   using value_type = T;
-  PoolAllocator() = default;
+  explicit PoolAllocator(const ReserveArena* a) : arena(a) {}
   template <class U>
-  PoolAllocator(const PoolAllocator<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(PoolAlloc(n * sizeof(T))); }
-  void deallocate(T* p, size_t) { PoolFree(p); }
+  PoolAllocator(const PoolAllocator<U>& o) : arena(o.arena) {}
+  T* allocate(size_t n) {
+    void* p = ReserveArena::Alloc(arena, n * sizeof(T));
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { ReserveArena::Free(p); }
   template <class U>
-  bool operator==(const PoolAllocator<U>&) const { return true; }
+  bool operator==(const PoolAllocator<U>& o) const { return arena == o.arena; }
+
+  const ReserveArena* arena;
 };
 
 }  // namespace pager

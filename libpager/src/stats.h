@@ -14,12 +14,13 @@ namespace pager {
 // drift apart.
 #define PAGER_STATS_COUNTERS(X)                                                         \
   X(limit_pages) X(resident_pages) X(inactive_pages) X(swapped_pages) X(slots_in_use)   \
-  X(mapped_bytes) X(faults_zero) X(faults_inactive) X(faults_swapin) X(faults_wp)       \
+  X(mapped_bytes) X(faults_zero) X(faults_inactive) X(faults_swapin)                    \
   X(pages_zero_filled) X(pages_read_ahead) X(evictions_clean) X(evictions_written)      \
   X(deactivations) X(bytes_read) X(bytes_written) X(store_reads) X(store_writes)        \
   X(io_errors) X(io_retries) X(checksum_failures) X(eviction_pauses) X(reserve_bytes)   \
   X(reserve_free_bytes) X(reserve_min_free_bytes) X(throttle_events) X(throttled_ns)    \
-  X(limit_waits) X(reserve_arena_bytes) X(reserve_overflows) X(limit_overruns)
+  X(limit_waits) X(reserve_arena_bytes) X(reserve_overflows) X(limit_overruns)      \
+  X(metadata_bytes) X(move_refusals)
 
 struct StatsBlock {
 #define PAGER_STATS_FIELD(name) std::atomic<uint64_t> name{0};

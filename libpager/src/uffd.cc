@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -54,7 +56,76 @@ Status Handshake(int fd, uint64_t features, uint64_t* granted) {
   return Status();
 }
 
+std::string KernelRelease() {
+  utsname u{};
+  return uname(&u) == 0 ? u.release : "unknown";
+}
+
+// Drives an install or move ioctl over a run of pages. `attempt(at, len)`
+// issues one ioctl for pages [at, at+len) and returns the kernel's progress
+// field: bytes done, or a negated errno.
+//
+// A run that spans two VMAs fails whole with ENOENT (or, for MOVE, EINVAL or
+// EBUSY when the second VMA or page refuses): the length is halved until the
+// part before the boundary goes through, then grows again. Only a single page
+// that fails is reported, with its typed reason. Contract tests:
+// UffdContract.CopyAcrossTwoVmas*, MoveAcrossTwoVmas*, Partial*.
+template <class Attempt>
+UffdRun Drive(size_t pages, bool is_move, bool* present_skipped, Attempt attempt) {
+  UffdRun run;
+  size_t len = pages;
+  while (run.done < pages) {
+    len = std::min(len, pages - run.done);
+    const int64_t r = attempt(run.done, len);
+    if (r > 0) {
+      // Whole or part of the attempt: continue from where it stopped.
+      const size_t got = static_cast<size_t>(r) / kPageSize;
+      run.done += got;
+      if (got == len) len = std::min(len * 2, pages - run.done);
+      continue;
+    }
+    const int err = r == 0 ? EIO : static_cast<int>(-r);
+    if (err == EEXIST && !is_move) {
+      // Already installed (the duplicate-message quirk, or a page installed
+      // by an earlier partial run): done, woken by the caller of Drive.
+      run.done++;
+      *present_skipped = true;
+      continue;
+    }
+    if (err == EAGAIN) {
+      run.stop = UffdStop::kMmChanging;
+      run.error = err;
+      break;
+    }
+    if (len > 1 && (err == ENOENT || (is_move && (err == EINVAL || err == EBUSY)))) {
+      len /= 2;  // the boundary, or the refusing page, is further on
+      continue;
+    }
+    run.error = err;
+    if (err == ENOENT) {
+      run.stop = UffdStop::kGone;
+    } else if (is_move && (err == EBUSY || err == EINVAL)) {
+      run.stop = UffdStop::kRefused;
+    } else {
+      run.stop = UffdStop::kFailed;
+    }
+    break;
+  }
+  return run;
+}
+
 }  // namespace
+
+const char* UffdStopName(UffdStop s) {
+  switch (s) {
+    case UffdStop::kNone: return "done";
+    case UffdStop::kMmChanging: return "mm changing";
+    case UffdStop::kGone: return "gone";
+    case UffdStop::kRefused: return "refused";
+    case UffdStop::kFailed: return "failed";
+  }
+  return "invalid";
+}
 
 std::string UffdFeatures::ToString() const {
   std::string s;
@@ -64,7 +135,6 @@ std::string UffdFeatures::ToString() const {
     s += n;
   };
   add(move, "move");
-  add(wp, "wp");
   add(poison, "poison");
   add(thread_id, "thread_id");
   add(event_remove, "remove");
@@ -85,19 +155,27 @@ Result<Uffd> Uffd::Open(const std::string& disable) {
     if (!s.ok()) return s;
   }
   uint64_t want = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP |
-                  UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_POISON |
-                  UFFD_FEATURE_MOVE;
+                  UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE;
   const struct {
     const char* name;
     uint64_t bit;
-  } knobs[] = {{"move", UFFD_FEATURE_MOVE},           {"wp", UFFD_FEATURE_PAGEFAULT_FLAG_WP},
-               {"poison", UFFD_FEATURE_POISON},       {"remap", UFFD_FEATURE_EVENT_REMAP},
-               {"unmap", UFFD_FEATURE_EVENT_UNMAP},   {"remove", UFFD_FEATURE_EVENT_REMOVE},
-               {"fork", UFFD_FEATURE_EVENT_FORK}};
+  } knobs[] = {{"move", UFFD_FEATURE_MOVE},         {"poison", UFFD_FEATURE_POISON},
+               {"remap", UFFD_FEATURE_EVENT_REMAP}, {"unmap", UFFD_FEATURE_EVENT_UNMAP},
+               {"remove", UFFD_FEATURE_EVENT_REMOVE}, {"fork", UFFD_FEATURE_EVENT_FORK}};
   for (const auto& k : knobs) {
     if (Listed(disable, k.name)) want &= ~k.bit;
   }
   want &= supported;
+  if (!(want & UFFD_FEATURE_MOVE)) {
+    // The write-protect fallback was retired: it cannot be made safe against
+    // a program that mremaps memory mid-eviction (docs/design.md, "Why MOVE").
+    return Status::Error(
+        "userfaultfd: " +
+        std::string(Listed(disable, "move") ? "UFFDIO_MOVE disabled by LIBPAGER_DISABLE=move"
+                                            : "this kernel (" + KernelRelease() + ") lacks UFFDIO_MOVE") +
+        "; libpager needs Linux 6.8 or later to evict pages without losing concurrent writes "
+        "(Debian 12: install linux-image-amd64 from bookworm-backports)");
+  }
 
   auto fd = OpenRaw();
   if (!fd.ok()) return fd.status();
@@ -110,7 +188,6 @@ Result<Uffd> Uffd::Open(const std::string& disable) {
 
   UffdFeatures f;
   f.move = granted & UFFD_FEATURE_MOVE;
-  f.wp = granted & UFFD_FEATURE_PAGEFAULT_FLAG_WP;
   f.poison = granted & UFFD_FEATURE_POISON;
   f.thread_id = granted & UFFD_FEATURE_THREAD_ID;
   f.event_remove = granted & UFFD_FEATURE_EVENT_REMOVE;
@@ -136,8 +213,6 @@ Status Uffd::Register(void* addr, size_t len) const {
   reg.range.start = reinterpret_cast<uintptr_t>(addr);
   reg.range.len = len;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-  // WP mode is needed only by the fallback eviction (no UFFDIO_MOVE).
-  if (features_.wp && !features_.move) reg.mode |= UFFDIO_REGISTER_MODE_WP;
   if (ioctl(fd(), UFFDIO_REGISTER, &reg) != 0) return Status::FromErrno("UFFDIO_REGISTER", errno);
   return Status();
 }
@@ -149,73 +224,51 @@ Status Uffd::Unregister(void* addr, size_t len) const {
 }
 
 UffdRun Uffd::Copy(uintptr_t dst, const void* src, size_t pages) const {
-  UffdRun run;
   const auto* s = static_cast<const std::byte*>(src);
-  bool woke_needed = false;
-  while (run.done < pages) {
+  bool present_skipped = false;
+  UffdRun run = Drive(pages, false, &present_skipped, [&](size_t at, size_t len) -> int64_t {
     uffdio_copy c{};
-    c.dst = dst + run.done * kPageSize;
-    c.src = reinterpret_cast<uintptr_t>(s + run.done * kPageSize);
-    c.len = (pages - run.done) * kPageSize;
-    if (ioctl(fd(), UFFDIO_COPY, &c) == 0) {
-      run.done = pages;
-      break;
-    }
-    int err = errno;
-    if (c.copy > 0) run.done += c.copy / kPageSize;
-    if (err == EEXIST) {
-      // Already installed: count it as done and wake it below (the failed
-      // ioctl did not wake the thread waiting on it).
-      run.done++;
-      woke_needed = true;
-      continue;
-    }
-    run.error = err;
-    break;
-  }
-  if (woke_needed) Wake(dst, run.done);
+    c.dst = dst + at * kPageSize;
+    c.src = reinterpret_cast<uintptr_t>(s + at * kPageSize);
+    c.len = len * kPageSize;
+    if (ioctl(fd(), UFFDIO_COPY, &c) == 0) return static_cast<int64_t>(c.len);
+    return c.copy != 0 ? c.copy : -errno;
+  });
+  // A failed ioctl wakes nobody: a thread waiting on a page found present
+  // would sleep forever (UffdContract.EexistDoesNotWake).
+  if (present_skipped) Wake(dst, run.done);
   return run;
 }
 
 UffdRun Uffd::Move(uintptr_t dst, uintptr_t src, size_t pages) const {
-  UffdRun run;
-  uffdio_move m{};
-  m.dst = dst;
-  m.src = src;
-  m.len = pages * kPageSize;
-  // Nobody waits on the staging area; the region's page is not missing.
-  m.mode = UFFDIO_MOVE_MODE_DONTWAKE;
-  if (ioctl(fd(), UFFDIO_MOVE, &m) == 0) {
-    run.done = pages;
-    return run;
-  }
-  run.error = errno;
-  if (m.move > 0) run.done = m.move / kPageSize;
-  return run;
-}
-
-Status Uffd::WriteProtect(uintptr_t addr, size_t pages, bool protect) const {
-  uffdio_writeprotect wp{};
-  wp.range.start = addr;
-  wp.range.len = pages * kPageSize;
-  wp.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
-  if (ioctl(fd(), UFFDIO_WRITEPROTECT, &wp) != 0) {
-    return Status::FromErrno("UFFDIO_WRITEPROTECT", errno);
-  }
-  return Status();
+  bool unused = false;
+  return Drive(pages, true, &unused, [&](size_t at, size_t len) -> int64_t {
+    uffdio_move m{};
+    m.dst = dst + at * kPageSize;
+    m.src = src + at * kPageSize;
+    m.len = len * kPageSize;
+    // Nobody waits on the staging area; the region's page is not missing.
+    m.mode = UFFDIO_MOVE_MODE_DONTWAKE;
+    if (ioctl(fd(), UFFDIO_MOVE, &m) == 0) return static_cast<int64_t>(m.len);
+    return m.move != 0 ? m.move : -errno;
+  });
 }
 
 void Uffd::Wake(uintptr_t addr, size_t pages) const {
+  if (pages == 0) return;  // a zero length would wake every waiter
   uffdio_range r{addr, pages * kPageSize};
   ioctl(fd(), UFFDIO_WAKE, &r);
 }
 
-Status Uffd::Poison(uintptr_t addr, size_t pages) const {
-  uffdio_poison p{};
-  p.range.start = addr;
-  p.range.len = pages * kPageSize;
-  if (ioctl(fd(), UFFDIO_POISON, &p) != 0) return Status::FromErrno("UFFDIO_POISON", errno);
-  return Status();
+UffdRun Uffd::Poison(uintptr_t addr, size_t pages) const {
+  bool unused = false;
+  return Drive(pages, false, &unused, [&](size_t at, size_t len) -> int64_t {
+    uffdio_poison p{};
+    p.range.start = addr + at * kPageSize;
+    p.range.len = len * kPageSize;
+    if (ioctl(fd(), UFFDIO_POISON, &p) == 0) return static_cast<int64_t>(p.range.len);
+    return p.updated != 0 ? p.updated : -errno;
+  });
 }
 
 int Uffd::Read(uffd_msg* msgs, int max) const {

@@ -1,13 +1,21 @@
-// The userfaultfd: the only place that issues its ioctls.
+// The userfaultfd: the only place that issues its ioctls, and the only place
+// that reads their errnos. Callers get typed outcomes (UffdStop), so no
+// caller can take "this run crosses a VMA boundary" for "this range is gone"
+// and discard pages the program still has.
 //
-// Kernel quirks are handled here, once:
-//  - EEXIST from an install: the kernel sent a second message for a page that
-//    is already installed (seen ~1 in 1.5M faults); the faulting thread is
-//    not woken by the failed ioctl, so the range is woken explicitly.
-//  - EAGAIN from any ioctl: the mm is changing (a fork, mremap, munmap or
-//    madvise event is pending). The caller must read the pending events and
-//    retry; the result says how far the ioctl got.
-//  - A uffd opened without O_NONBLOCK reports POLLERR from poll().
+// Kernel behaviour relied on here, each pinned by tests/uffd_contract_test.cc:
+//  - an install or move whose run spans two VMAs fails whole with ENOENT and
+//    no progress (the kernel checks the run against one VMA up front): the run
+//    is split and retried here, never reported to the caller;
+//  - a run stopped part-way reports its progress and fails with EAGAIN (an
+//    already-present page in a COPY, an absent source page in a MOVE): the
+//    rest is retried here from where it stopped;
+//  - EAGAIN with no progress means the mm is changing (a fork, mremap, munmap
+//    or madvise event is queued and not yet read): kMmChanging, retry after
+//    reading events;
+//  - EEXIST from an install does not wake the faulting thread (seen ~1 in 1.5M
+//    faults here, shared/PLATFORM.md): the run is woken explicitly;
+//  - a uffd opened without O_NONBLOCK reports POLLERR from poll().
 #pragma once
 
 #include <cstddef>
@@ -21,10 +29,9 @@
 namespace pager {
 
 struct UffdFeatures {
-  bool move = false;          // UFFDIO_MOVE, 6.8: atomic eviction, no WP fault
-  bool wp = false;            // write-protect faults on anon memory, 5.7
-  bool poison = false;        // UFFDIO_POISON, 6.6: SIGBUS on a corrupt page
-  bool thread_id = false;     // tid in fault messages, 4.14: SIGBUS fallback
+  bool move = false;          // UFFDIO_MOVE, 6.8: required (eviction)
+  bool poison = false;        // UFFDIO_POISON, 6.6: else SIGBUS by tgkill
+  bool thread_id = false;     // tid in fault messages, 4.14: the tgkill fallback
   bool event_remove = false;  // MADV_DONTNEED/REMOVE, 4.11
   bool event_unmap = false;   // munmap, 4.11
   bool event_remap = false;   // mremap, 4.11
@@ -33,18 +40,35 @@ struct UffdFeatures {
   std::string ToString() const;
 };
 
-// Result of an ioctl on a run of pages.
+// Why a run stopped short.
+enum class UffdStop : uint8_t {
+  kNone,        // every page done
+  kMmChanging,  // EAGAIN before any progress: read the queued events, then retry
+  kGone,        // the page at `done` has no registered VMA (COPY), or is not
+                // present in its region (MOVE): unmapped, or dropped by an
+                // event not yet read
+  kRefused,     // MOVE: the page at `done` cannot move (EBUSY: pinned or
+                // shared with a fork child; EINVAL: read-only, PROT_NONE or
+                // mlocked VMA)
+  kFailed,      // anything else; `error` says what
+};
+const char* UffdStopName(UffdStop s);
+
+// Result of an ioctl on a run of pages: pages [0, done) are done; the page at
+// `done` stopped it for `stop` (errno in `error`).
 struct UffdRun {
-  size_t done = 0;  // pages completed from the start of the run
-  int error = 0;    // 0, or the errno that stopped it at page `done`
+  size_t done = 0;
+  UffdStop stop = UffdStop::kNone;
+  int error = 0;
 };
 
 class Uffd {
  public:
   // Opens a non-blocking uffd able to handle faults raised inside the kernel
   // (read(2) into paged memory), with every feature the kernel has, minus
-  // the comma-separated `disable` list (move, wp, poison, remap, unmap,
-  // remove, fork). Fails with how to grant the right when it is missing.
+  // the comma-separated `disable` list (move, poison, remap, unmap, remove,
+  // fork: for tests of the fallbacks). Fails with how to grant the right
+  // when it is missing, and names the kernel version when UFFDIO_MOVE is.
   static Result<Uffd> Open(const std::string& disable);
 
   // A second uffd with no events, only the right to be the destination of
@@ -54,20 +78,19 @@ class Uffd {
   int fd() const { return fd_.get(); }
   const UffdFeatures& features() const { return features_; }
 
-  Status Register(void* addr, size_t len) const;  // missing (+ wp when available)
+  Status Register(void* addr, size_t len) const;  // missing-page faults
   Status Unregister(void* addr, size_t len) const;
 
   // Installs `pages` pages copied from src at dst and wakes their waiters.
-  // Pages found already installed (EEXIST) are skipped and woken.
+  // Pages already present are skipped (and woken).
   UffdRun Copy(uintptr_t dst, const void* src, size_t pages) const;
-  // Moves present pages from src (a region) to dst (a hole in a registered
-  // staging area). Stops at the first page that cannot move (EBUSY: pinned
-  // or shared with a fork child; ENOENT: not present; EAGAIN).
+  // Moves present pages from src to dst (a hole in an area registered with
+  // this uffd), without waking anyone.
   UffdRun Move(uintptr_t dst, uintptr_t src, size_t pages) const;
-  Status WriteProtect(uintptr_t addr, size_t pages, bool protect) const;
   void Wake(uintptr_t addr, size_t pages) const;
-  // Makes a page raise SIGBUS on touch and wakes its waiters (they get it).
-  Status Poison(uintptr_t addr, size_t pages) const;
+  // Makes pages raise SIGBUS on touch and wakes their waiters (they get it).
+  // kGone when the range has no registered VMA.
+  UffdRun Poison(uintptr_t addr, size_t pages) const;
 
   // Reads up to `max` messages without blocking; 0 when none are queued.
   int Read(uffd_msg* msgs, int max) const;

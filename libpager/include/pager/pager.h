@@ -109,7 +109,6 @@ struct Stats {
   uint64_t faults_zero = 0;        // first touch: zero page, no I/O
   uint64_t faults_inactive = 0;    // re-touch in the inactive stage: no I/O
   uint64_t faults_swapin = 0;      // read from the store
-  uint64_t faults_wp = 0;          // write-protect faults (fallback eviction)
   uint64_t pages_zero_filled = 0;  // including zero-fill-ahead
   uint64_t pages_read_ahead = 0;
 
@@ -136,6 +135,11 @@ struct Stats {
   uint64_t reserve_overflows = 0;    // arena extents the pool could not hold (from the OS)
   uint64_t limit_overruns = 0;       // times nothing resident could be evicted (read-only
                                      // or locked mappings) and faults went over the limit
+  uint64_t move_refusals = 0;        // pages eviction found pinned, shared with a fork
+                                     // child, read-only or mlocked (kept in memory)
+  uint64_t metadata_bytes = 0;       // page tables, slot maps, queues: ordinary memory that
+                                     // grows with what is mapped and swapped (every pager
+                                     // of the process), not part of the reserve
 
   BackendState backend = BackendState::kOk;
   bool eviction_paused = false;

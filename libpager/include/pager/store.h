@@ -53,6 +53,10 @@ class StoreListener {
   virtual ~StoreListener() = default;
   virtual void OnComplete(StoreOp* op) = 0;
   virtual void OnBackendState(BackendState state, const std::string& why) = 0;
+  // Called first on every thread the store starts, on that thread: the pager
+  // binds it to its emergency pool, so that what the store allocates there
+  // (queues, libnfs's buffers) is memory set aside in advance.
+  virtual void OnThreadStart() {}
 };
 
 class Store {

@@ -90,7 +90,7 @@ int FileStore::Run(StoreOp* op) {
 }
 
 void FileStore::Work() {
-  ReserveArena::EnterPagerThread();
+  listener_->OnThreadStart();
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     cv_.wait(l, [this] { return stop_ || !reads_.empty() || !writes_.empty(); });

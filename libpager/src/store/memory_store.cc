@@ -70,7 +70,7 @@ void MemoryStore::Complete(StoreOp* op) {
 }
 
 void MemoryStore::DelayLoop() {
-  ReserveArena::EnterPagerThread();
+  listener_->OnThreadStart();
   std::unique_lock<std::mutex> l(delay_mu_);
   for (;;) {
     if (delayed_.empty()) {

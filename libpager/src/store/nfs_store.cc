@@ -249,7 +249,7 @@ Status NfsStore::Start(StoreListener* listener) {
   std::promise<Status> started;
   std::future<Status> result = started.get_future();
   thread_ = std::thread([this, &started] {
-    ReserveArena::EnterPagerThread();  // libnfs's mallocs come from the reserve
+    listener_->OnThreadStart();  // libnfs's mallocs come from the reserve
     // libnfs writes to sockets without MSG_NOSIGNAL: a server that died
     // would raise SIGPIPE and kill the process. Blocked here, the signal
     // stays pending on this thread and the write fails with EPIPE.
