@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "test_util.h"
@@ -85,6 +86,63 @@ TEST_P(FaultTest, ConcurrentFaultsOnOnePageAreServedOnce) {
   EXPECT_EQ(ok.load(), 8);
   Stats after = t.SyncedStats();
   EXPECT_EQ(after.faults_swapin - before.faults_swapin, 1u);
+}
+
+// Issue 9, problem 1: a program splits its own mapping after swap-out
+// (madvise(MADV_RANDOM) of alternate slices, mprotect of a few pages): the
+// swap-in read-ahead and the eviction runs then cross VMA boundaries, which
+// UFFDIO_COPY and UFFDIO_MOVE refuse whole with ENOENT
+// (UffdContract.CopyAcrossTwoVmas*). Taken for "region gone", that discarded
+// every page of the run: most pages read back as zeros, with no error.
+TEST_P(FaultTest, Issue9PagesAcrossVmaSplitsMadeAfterSwapOutReadBack) {
+  const uint64_t limit = 256;
+  auto t = MakePager(limit, GetParam());
+  const size_t pages = limit * 8;
+  auto* p = t.Map(pages);
+  FillPages(p, pages, 1);  // written back in long sequential runs
+  t.pager->Sync();
+  ASSERT_GT(t.SyncedStats().swapped_pages, pages / 2);
+  // Split the one VMA into many: alternate 13-page slices get MADV_RANDOM
+  // (a VMA flag), and every 97th page goes read-only.
+  for (size_t i = 0; i < pages; i += 26) {
+    ASSERT_EQ(madvise(p + i * kPageSize, std::min<size_t>(13, pages - i) * kPageSize, MADV_RANDOM), 0);
+  }
+  for (size_t i = 50; i < pages; i += 97) ASSERT_EQ(mprotect(p + i * kPageSize, kPageSize, PROT_READ), 0);
+  // Read everything back in order (read-ahead runs span the splits), twice:
+  // the second pass swaps in what the first pass's evictions (whose runs
+  // span the splits too) wrote back.
+  for (int pass = 0; pass < 2; pass++) {
+    long wrong = FirstWrongPage(p, pages, 1);
+    ASSERT_EQ(wrong, -1) << "pass " << pass << ": page " << wrong
+                         << (IsZeroPage(p + wrong * kPageSize) ? " reads zeros" : " reads wrong bytes");
+  }
+  Stats s = t.SyncedStats();
+  EXPECT_GT(s.pages_read_ahead, 0u) << "read-ahead must have run across the splits";
+  EXPECT_EQ(s.checksum_failures, 0u);
+}
+
+// A page made PROT_NONE (a guard page, a GC's protected heap) while the
+// pager runs: the pager never touches it itself (with the retired
+// write-protect fallback it copied it and died of SIGSEGV, issue 9 problem
+// 7); UFFDIO_MOVE refuses it (EINVAL: the VMAs' protections differ) and it
+// stays; once readable again it holds its bytes.
+TEST_P(FaultTest, Issue9ProtNonePagesAreLeftAloneAndKeepTheirBytes) {
+  const uint64_t limit = 256;
+  auto t = MakePager(limit, GetParam());
+  const size_t pages = limit * 4;
+  auto* p = t.Map(pages);
+  FillPages(p, limit / 2, 1);  // resident
+  ASSERT_EQ(mprotect(p, limit / 2 * kPageSize, PROT_NONE), 0);
+  // Pressure: the rest of the region cycles through the limit twice.
+  for (int round = 1; round <= 2; round++) {
+    for (size_t i = limit / 2; i < pages; i++) FillPage(p + i * kPageSize, i, round);
+  }
+  Stats s = t.SyncedStats();
+  EXPECT_GT(s.evictions_written, 0u);
+  EXPECT_GT(s.move_refusals, 0u) << "eviction must have met the PROT_NONE pages";
+  ASSERT_EQ(mprotect(p, limit / 2 * kPageSize, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(FirstWrongPage(p, limit / 2, 1), -1);
+  for (size_t i = limit / 2; i < pages; i++) ASSERT_TRUE(CheckPage(p + i * kPageSize, i, 2)) << "page " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, FaultTest, ::testing::ValuesIn(kModes),

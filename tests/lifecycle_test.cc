@@ -8,6 +8,7 @@
 #include <future>
 #include <thread>
 
+#include "test_hooks.h"
 #include "test_util.h"
 
 namespace pager::testing {
@@ -181,8 +182,159 @@ TEST_P(Lifecycle, ForkedChildReadsPagesEvictedBeforeTheFork) {
   EXPECT_LE(stats().resident_pages, kLimit);
 }
 
+// Issue 9, problem 3: mremap growing a region raises no event for the tail
+// (UffdContract.MremapGrow*), so the pager never knew it: mapped_bytes
+// stayed at the old size (and later wrapped below zero), and destroying the
+// pager left the tail's swapped pages behind (zeros).
+TEST_P(Lifecycle, Issue9GrownTailIsCountedAndBroughtHome) {
+  void* grown = mremap(base_, kPages * kPageSize, 2 * kPages * kPageSize, MREMAP_MAYMOVE);
+  ASSERT_NE(grown, MAP_FAILED);
+  base_ = static_cast<unsigned char*>(grown);
+  for (size_t i = kPages; i < 2 * kPages; i++) FillPage(page(i), i, 1);  // evicts the tail's first pages
+  EXPECT_EQ(stats().mapped_bytes, 2 * kPages * kPageSize);
+  t_.pager.reset();
+  EXPECT_EQ(FirstWrongPage(base_, 2 * kPages, 1), -1) << "every page, the tail's too, must be home";
+  munmap(base_, 2 * kPages * kPageSize);
+}
+
+TEST_P(Lifecycle, Issue9UnmapOfAGrownRegionLeavesNothingMapped) {
+  void* grown = mremap(base_, kPages * kPageSize, 2 * kPages * kPageSize, MREMAP_MAYMOVE);
+  ASSERT_NE(grown, MAP_FAILED);
+  base_ = static_cast<unsigned char*>(grown);
+  FillPage(page(2 * kPages - 1), 2 * kPages - 1, 1);
+  ASSERT_TRUE(t_.pager->Unmap(base_, 2 * kPages * kPageSize).ok());
+  Stats s = stats();
+  EXPECT_EQ(s.mapped_bytes, 0u) << "mapped_bytes must neither stay nor wrap";
+  EXPECT_EQ(s.resident_pages, 0u);
+  EXPECT_EQ(s.swapped_pages, 0u);
+}
+
+// Issue 9, problem 2: munmap returns once the pager has *read* the UNMAP
+// event (UffdContract.MunmapReturnsOnceTheEventIsRead). A region adopted at
+// the same address right after was erased by the late handling of that
+// event: Unmap refused it, and destroying the pager skipped it. A large
+// region makes the event's handling long, so the race is met.
+TEST_P(Lifecycle, Issue9MemoryAdoptedAtAnAddressJustUnmappedStaysPaged) {
+  const size_t big = 16384;  // 64 MiB: handling its UNMAP takes a while
+  unsigned char* r = t_.Map(big);
+  for (int round = 1; round <= 20; round++) {
+    for (size_t i = 0; i < big; i += 8) r[i * kPageSize] = 1;  // table chunks to discard
+    ASSERT_EQ(munmap(r, big * kPageSize), 0);
+    void* again = mmap(r, big * kPageSize, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+    ASSERT_EQ(again, r);
+    ASSERT_TRUE(t_.pager->Adopt(r, big * kPageSize).ok());
+    FillPages(r, kLimit * 2, round);  // evicted: only the pager has them
+    t_.pager->Sync();
+    ASSERT_EQ(stats().mapped_bytes, (kPages + big) * kPageSize) << "round " << round;
+  }
+  ASSERT_TRUE(t_.pager->Unmap(page(0), kPages * kPageSize).ok());
+  t_.pager.reset();
+  EXPECT_EQ(FirstWrongPage(r, kLimit * 2, 20), -1) << "the adopted region's pages must come home";
+  munmap(r, big * kPageSize);
+}
+
+// Issue 9, problem 9: the second of two concurrent BeginFork calls replaced
+// the first (which never returned), and the first EndFork resumed eviction
+// for both: a child forked under the second read zeros.
+TEST_P(Lifecycle, Issue9ConcurrentBeginForkCallsEachHoldEvictionUntilTheirEndFork) {
+  auto first = std::async(std::launch::async, [this] { t_.pager->BeginFork(); });
+  auto second = std::async(std::launch::async, [this] { t_.pager->BeginFork(); });
+  for (auto* f : {&first, &second}) {
+    if (f->wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+      fprintf(stderr, "BeginFork never returned\n");
+      abort();  // a thread stuck in BeginFork cannot be joined
+    }
+  }
+  t_.pager->EndFork();  // one holder ends; the other still holds eviction
+  for (size_t i = 0; i < kPages; i++) FillPage(page(i), i, 2);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) _exit(FirstWrongPage(base_, kPages, 2) == -1 ? 0 : 10);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child read a page wrong";
+  t_.pager->EndFork();
+  Settle(*t_.pager);
+  EXPECT_LE(stats().resident_pages, kLimit) << "after the last EndFork, paging resumes";
+  EXPECT_EQ(FirstWrongPage(base_, kPages, 2), -1);
+}
+
+// Issue 9, problem 10: mlock of part of the memory. UFFDIO_MOVE refuses
+// mlocked pages (UffdContract.MoveFromAnMlockedVma*): they stay, counted as
+// refusals, and the others are evicted around them. Unlocked, they go.
+TEST_P(Lifecycle, Issue9MlockedPagesStayAndAreEvictedOnceUnlocked) {
+  for (size_t i = 0; i < kLimit / 2; i++) ASSERT_TRUE(CheckPage(page(i), i, 1));
+  ASSERT_EQ(mlock(page(0), kLimit / 2 * kPageSize), 0);
+  for (size_t i = kLimit / 2; i < kPages; i++) FillPage(page(i), i, 2);
+  Stats s = stats();
+  EXPECT_GT(s.move_refusals, 0u);
+  for (size_t i = kLimit / 2; i < kPages; i++) ASSERT_TRUE(CheckPage(page(i), i, 2)) << "page " << i;
+  ASSERT_EQ(munlock(page(0), kLimit / 2 * kPageSize), 0);
+  for (size_t i = kLimit / 2; i < kPages; i++) FillPage(page(i), i, 3);
+  Settle(*t_.pager);
+  EXPECT_LE(stats().resident_pages, kLimit) << "unlocked pages must be evictable again";
+  EXPECT_EQ(FirstWrongPage(base_, kLimit / 2, 1), -1);
+}
+
+// Issue 9, problem 13: a thread asleep on a swap-in whose region is moved
+// away slept forever: the read's install happens at the new address, and the
+// kernel wakes no one at the old one (UffdContract.MremapDoesNotWake*). With
+// MREMAP_DONTUNMAP the old range stays mapped and registered, and empty: the
+// sleeper, woken, reads zeros there; the page is at the new address.
+TEST_P(Lifecycle, Issue9ThreadAsleepOnASwapInIsWokenWhenTheRegionMoves) {
+  t_.store->DelayCompletions(2'000'000);
+  size_t victim = kPages;
+  for (size_t i = 0; i < kPages && victim == kPages; i++) {
+    if (PagerTestPeer::StateOf(*t_.pager, page(i)) == PageState::kSwapped) victim = i;
+  }
+  ASSERT_LT(victim, kPages);
+  auto reader = std::async(std::launch::async, [this, victim] { return IsZeroPage(page(victim)); });
+  while (PagerTestPeer::StateOf(*t_.pager, page(victim)) != PageState::kReading) std::this_thread::yield();
+  void* moved = mremap(base_, kPages * kPageSize, kPages * kPageSize, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+  ASSERT_NE(moved, MAP_FAILED);
+  ASSERT_EQ(reader.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+      << "the thread asleep at the old address was never woken";
+  EXPECT_TRUE(reader.get()) << "the old range is empty after MREMAP_DONTUNMAP";
+  auto* now = static_cast<unsigned char*>(moved);
+  EXPECT_TRUE(CheckPage(now + victim * kPageSize, victim, 1));
+  t_.store->DelayCompletions(0);
+  EXPECT_EQ(FirstWrongPage(now, kPages, 1), -1);
+}
+
+// Issue 9, problem 12: page-table chunks of unmapped regions were never
+// freed (queue bits kept them), a little more every round of map, touch and
+// unmap. Metadata must come back to where it was.
+TEST_P(Lifecycle, Issue9UnmappedRegionsGiveTheirPageTableBack) {
+  const size_t big = 262144;  // 1 GiB of address space, one page in 64 touched
+  uint64_t after_first = 0;
+  for (int round = 1; round <= 5; round++) {
+    unsigned char* r = t_.Map(big);
+    for (size_t i = 0; i < big; i += 64) r[i * kPageSize] = 1;
+    if (round % 2) {
+      ASSERT_TRUE(t_.pager->Unmap(r, big * kPageSize).ok());
+    } else {
+      ASSERT_EQ(munmap(r, big * kPageSize), 0);  // the UNMAP event's path
+    }
+    Stats s = stats();
+    if (round == 1) after_first = s.metadata_bytes;
+    EXPECT_LE(s.metadata_bytes, after_first + (64u << 10)) << "round " << round;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Lifecycle, ::testing::ValuesIn(kModes),
                          [](const auto& info) { return ModeName(info.param); });
+
+// Issue 9, problem 4: the write-protect fallback (kernels without UFFDIO_MOVE)
+// was retired: on such a kernel Pager::Create says so, naming the version.
+TEST(Retired, AKernelWithoutMoveIsRefusedWithTheVersionItNeeds) {
+  Config c = TestConfig(256);
+  c.disable_features = "move";
+  auto p = Pager::Create(c);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("UFFDIO_MOVE"), std::string::npos) << p.status().message();
+  EXPECT_NE(p.status().message().find("6.8"), std::string::npos) << p.status().message();
+}
 
 }  // namespace
 }  // namespace pager::testing

@@ -7,6 +7,10 @@
 //   preload_probe threads MB N  N threads, each with MB/N of heap, cross-thread frees
 //   preload_probe fork MB       a child checks every page inherited, allocates MB of its own
 //   preload_probe spawn         system, popen, posix_spawn
+//   preload_probe split MB      a mapping filled, then split into many VMAs
+//                               (madvise, mprotect), then read back
+//   preload_probe sigunmap N    N mmap/munmap pairs while a timer signal's
+//                               handler munmaps paged memory too
 #include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -14,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -261,6 +267,59 @@ int Spawn() {
   return 0;
 }
 
+// Issue 9's first report: a program that only mmaps, fills, then splits its
+// own mapping (madvise(MADV_RANDOM) of alternate slices, mprotect of a few
+// pages read-only) before reading everything back read zeros under the
+// pager.
+int Split(size_t mb) {
+  const size_t len = mb << 20, pages = len / kPage;
+  auto* p = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  CHECK(p != MAP_FAILED);
+  Fill(p, len, 21);
+  for (size_t i = 0; i < pages; i += 64) CHECK(madvise(p + i * kPage, 32 * kPage, MADV_RANDOM) == 0);
+  for (size_t i = 17; i < pages; i += 501) CHECK(mprotect(p + i * kPage, kPage, PROT_READ) == 0);
+  for (int pass = 0; pass < 2; pass++) CHECK(Check(p, len, 21));
+  return 0;
+}
+
+// munmap from a signal handler while the program maps and unmaps: the
+// preload must take no lock on the way (issue 9: a handler's munmap met the
+// lock its own thread held in the interrupted munmap, and the process hung).
+volatile sig_atomic_t g_next_victim = 0;
+void* g_victims[4096];
+void UnmapOne(int) {
+  int i = g_next_victim;
+  if (i < 4096 && g_victims[i] != nullptr) {
+    munmap(g_victims[i], 2 << 20);
+    g_victims[i] = nullptr;
+    g_next_victim = i + 1;
+  }
+}
+
+int SigUnmap(size_t n) {
+  for (auto& v : g_victims) {
+    v = mmap(nullptr, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(v != MAP_FAILED);
+    static_cast<char*>(v)[0] = 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = UnmapOne;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &sa, nullptr);
+  itimerval it{{0, 200}, {0, 200}};
+  setitimer(ITIMER_REAL, &it, nullptr);
+  for (size_t i = 0; i < n; i++) {
+    void* m = mmap(nullptr, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    static_cast<char*>(m)[i % (2 << 20)] = 1;
+    CHECK(munmap(m, 2 << 20) == 0);
+  }
+  itimerval off{};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  CHECK(g_next_victim > 0);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -276,10 +335,14 @@ int main(int argc, char** argv) {
     Fork(mb);
   } else if (mode == "spawn") {
     Spawn();
+  } else if (mode == "split") {
+    Split(mb);
+  } else if (mode == "sigunmap") {
+    SigUnmap(mb);
   } else if (mode == "hello") {
     // Does nothing: for start-up and refusal tests.
   } else {
-    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|hello [MB] [N]\n");
+    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|split|sigunmap|hello [MB|N] [N]\n");
     return 2;
   }
   if (g_failures != 0) return 1;

@@ -216,6 +216,18 @@ TEST_F(PreloadTest, SystemPopenPosixSpawnWork) {
   ASSERT_NO_FATAL_FAILURE(RunProbeOk("spawn", "16M", &r));
 }
 
+TEST_F(PreloadTest, Issue9AMappingSplitAfterSwapOutReadsBackEveryByte) {
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(RunProbeOk("split 64", "16M", &r));
+  ASSERT_EQ(r.stats.size(), 1u);
+  ExpectPaged(r, r.stats.begin()->second);
+}
+
+TEST_F(PreloadTest, Issue9MunmapInASignalHandlerNeverHangs) {
+  RunResult r;
+  ASSERT_NO_FATAL_FAILURE(RunProbeOk("sigunmap 20000", "16M", &r));
+}
+
 TEST_F(PreloadTest, BadVariableRefusesToRunTheProgram) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"LIBPAGER_LIMIT", "lots"},          {"LIBPAGER_LIMIT", "<unset>"},

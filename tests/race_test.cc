@@ -3,6 +3,7 @@
 // with a store that completes at once and with one that completes late and
 // out of order (test_util.h, kModes).
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <atomic>
@@ -311,6 +312,55 @@ TEST_P(EvictionRace, RegionMovedDuringEvictionKeepsEveryPage) {
   Stats s = t.SyncedStats();
   EXPECT_GT(s.evictions_written, pages);
   EXPECT_GT(s.faults_swapin, pages);
+}
+
+// Issue 9, problem 13: API calls (Map, Unmap, Sync, GetStats) from a thread
+// whose stack is paged memory (the preload adopts fiber and thread stacks of
+// 1 MiB and more), while eviction moves that stack out. The pager thread
+// must never read the caller's stack: a request there, evicted before the
+// pager read it, made the pager thread fault on itself.
+TEST_P(EvictionRace, Issue9CallsFromAThreadWithAPagedStack) {
+  const uint64_t limit = 256;
+  auto t = MakePager(limit, GetParam());
+  const size_t stack_pages = 256;  // 1 MiB
+  unsigned char* stack = t.Map(stack_pages);
+  unsigned char* data = t.Map(limit * 8);
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {  // keeps eviction busy, the stack's pages included
+    for (uint64_t v = 1; !stop; v++) FillPages(data, limit * 8, v);
+  });
+  struct Args {
+    TestPager* t;
+    uint64_t failures = 0;
+  } args{&t};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstack(&attr, stack, stack_pages * kPageSize);
+  pthread_t caller;
+  ASSERT_EQ(pthread_create(
+                &caller, &attr,
+                [](void* p) -> void* {
+                  auto* a = static_cast<Args*>(p);
+                  for (int i = 0; i < 1000; i++) {
+                    auto m = a->t->pager->Map(64 * kPageSize);
+                    if (!m.ok()) {
+                      a->failures++;
+                      continue;
+                    }
+                    static_cast<unsigned char*>(*m)[0] = 1;
+                    a->t->pager->Sync();
+                    if (!a->t->pager->Unmap(*m, 64 * kPageSize).ok()) a->failures++;
+                  }
+                  return nullptr;
+                },
+                &args),
+            0);
+  pthread_attr_destroy(&attr);
+  pthread_join(caller, nullptr);
+  stop = true;
+  churn.join();
+  EXPECT_EQ(args.failures, 0u);
+  EXPECT_GT(t.SyncedStats().evictions_written, limit);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EvictionRace, ::testing::ValuesIn(kModes),

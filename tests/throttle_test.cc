@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 
 #include "pager/pager.h"
 #include "reserve.h"
+#include "test_hooks.h"
 #include "test_util.h"
 
 namespace pager::testing {
@@ -154,6 +156,88 @@ TEST(Throttle, StalledWriteBackThrottlesAtHalfAndRecovers) {
   EXPECT_GT(s.evictions_written, 0u);
   EXPECT_GT(s.faults_swapin, 0u);
   ASSERT_TRUE(pager.Unmap(*mem, 2 * per_thread * kPageSize).ok());
+}
+
+// Issue 9, problem 11: while one fault waited for memory, every new fault
+// waited behind it, re-touches of inactive pages too, which need no frame
+// (and an NFS outage stalled threads that only touched memory still in
+// memory). Faults that need a frame now queue apart from those that do not.
+TEST(Throttle, Issue9AReTouchIsNotHeldBehindAFaultWaitingForMemory) {
+  auto owned = std::make_unique<StallStore>(8192);
+  StallStore* store = owned.get();
+  Config cfg = TestConfig(512);
+  cfg.publish_stats = false;
+  auto p = Pager::Create(cfg, std::move(owned));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  Pager& pager = **p;
+  const uint64_t pages = 4096;
+  auto mem = pager.Map(pages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* m = static_cast<unsigned char*>(*mem);
+  FillPages(m, 1024, 1);
+
+  store->Stall();
+  std::atomic<uint64_t> written{1024};
+  std::thread writer([&] {
+    for (uint64_t i = 1024; i < pages; i++) {
+      FillPage(m + i * kPageSize, i, 1);
+      written++;
+    }
+  });
+  // The writer is held: write-back is stalled and the pool below half.
+  uint64_t last = 0;
+  for (int still = 0, i = 0; i < 400 && still < 5; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    still = written == last ? still + 1 : 0;
+    last = written;
+  }
+  ASSERT_LT(written.load(), pages) << "the writer should be waiting for memory";
+  ASSERT_GT(pager.GetStats().throttle_events + pager.GetStats().limit_waits, 0u);
+  // A page in the inactive stage: its re-touch needs no frame.
+  uint64_t inactive = pages;
+  for (uint64_t i = 0; i < written && inactive == pages; i++) {
+    if (PagerTestPeer::StateOf(pager, m + i * kPageSize) == PageState::kInactive) inactive = i;
+  }
+  ASSERT_LT(inactive, pages) << "no page in the inactive stage to re-touch";
+  auto retouch = std::async(std::launch::async, [&] { return CheckPage(m + inactive * kPageSize, inactive, 1); });
+  const bool served = retouch.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  const uint64_t written_then = written;
+  store->Release();
+  writer.join();
+  ASSERT_TRUE(served) << "the re-touch waited behind the fault waiting for memory";
+  EXPECT_TRUE(retouch.get());
+  EXPECT_LT(written_then, pages) << "the writer was still waiting when the re-touch was served";
+  EXPECT_EQ(FirstWrongPage(m, pages, 1), -1);
+}
+
+// Issue 9, problem 8: one reserve arena per process, sized by the first pager
+// and counted whole in every pager's level. A first pager's metadata filled
+// it (the page table lived there), and a second pager with a small reserve
+// sat below half for good: its faults parked forever. Each pager now has an
+// arena of its own, and metadata lives outside the pool.
+TEST(Throttle, Issue9ASecondPagerIsNotThrottledByTheFirstOnesMemory) {
+  Config big = TestConfig(32768);  // 128 MiB
+  big.reserve = 64u << 20;
+  auto a = Pager::Create(big);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  const uint64_t span = 6144;  // 2 MiB stretches: 12 GiB of address space, one page touched in each
+  auto amem = (*a)->Map(span << 21);
+  ASSERT_TRUE(amem.ok());
+  for (uint64_t i = 0; i < span; i++) static_cast<unsigned char*>(*amem)[i << 21] = 1;
+
+  auto b = MakePager(256);  // 1 MiB reserve
+  auto done = std::async(std::launch::async, [&] {
+    unsigned char* m = b.Map(1024);
+    FillPages(m, 1024, 1);
+    return FirstWrongPage(m, 1024, 1);
+  });
+  if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    fprintf(stderr, "the second pager's faults never completed\n");
+    abort();  // a thread stuck in a fault cannot be joined
+  }
+  EXPECT_EQ(done.get(), -1);
+  EXPECT_GT(b.SyncedStats().evictions_written, 0u);
+  ASSERT_TRUE((*a)->Unmap(*amem, span << 21).ok());
 }
 
 }  // namespace

@@ -7,13 +7,25 @@
 namespace pager {
 namespace {
 
-constexpr int kMetaFlags = MALLOCX_ARENA(0) | MALLOCX_TCACHE_NONE;
 std::atomic<uint64_t> g_meta_bytes{0};
+
+// The metadata arena: default extent hooks (plain mmap), used by no thread
+// as its own. Arena 0 if jemalloc refuses a new one (then a signal handler's
+// fault can meet a lock the program holds, as it could before).
+int MetaFlags() {
+  static const int flags = [] {
+    unsigned ind = 0;
+    size_t sz = sizeof ind;
+    if (mallctl("arenas.create", &ind, &sz, nullptr, 0) != 0) ind = 0;
+    return static_cast<int>(MALLOCX_ARENA(ind) | MALLOCX_TCACHE_NONE);
+  }();
+  return flags;
+}
 
 }  // namespace
 
 void* MetaAlloc(size_t bytes) noexcept {
-  void* p = mallocx(bytes == 0 ? 1 : bytes, kMetaFlags);
+  void* p = mallocx(bytes == 0 ? 1 : bytes, MetaFlags());
   if (p != nullptr) g_meta_bytes.fetch_add(bytes, std::memory_order_relaxed);
   return p;
 }

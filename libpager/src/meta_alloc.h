@@ -9,10 +9,13 @@
 // back while its pages live (docs/reserve.md, "What the pool holds"). Like the
 // kernel's page tables it comes from ordinary memory, when the program grows.
 //
-// It comes from jemalloc's arena 0 explicitly, with no thread cache: never a
-// paged arena (the preload's paged arenas are manual ones; arena 0 keeps the
-// default extent hooks), never the reserve arena, whatever the calling thread
-// is bound to, and whoever the process's malloc is.
+// It comes from a jemalloc arena of its own, explicitly, with no thread
+// cache: never a paged arena, never a reserve arena, whatever the calling
+// thread is bound to and whoever the process's malloc is, and never an arena
+// the program's threads allocate from. The last matters: a program thread
+// interrupted by a signal inside malloc holds its arena's lock, and if the
+// handler then faults on paged memory, the pager thread must not need that
+// lock to serve the fault.
 //
 // The bytes in use are counted (MetaBytes), for the stats.
 #pragma once

@@ -16,17 +16,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
 
 #include "core.h"
+#include "mailbox.h"
 #include "log.h"
 #include "pager/pager.h"
 #include "pager/units.h"
 #include "stats_segment.h"
+#include "test_hooks.h"
 
 namespace pager {
 namespace {
@@ -60,9 +61,9 @@ class Pager::Impl : public StoreListener {
   Status Unmap(void* addr, size_t bytes);
   Status Adopt(void* addr, size_t bytes);
   Stats GetStats() const;
-  void Sync() { (void)RunCommand(Command::Kind::kSync); }
-  void BeginFork() { (void)RunCommand(Command::Kind::kBeginFork); }
-  void EndFork() { (void)RunCommand(Command::Kind::kEndFork); }
+  void Sync() { (void)Call(Mailbox::Kind::kSync); }
+  void BeginFork() { (void)Call(Mailbox::Kind::kBeginFork); }
+  void EndFork() { (void)Call(Mailbox::Kind::kEndFork); }
   const Config& config() const { return cfg_; }
   std::string Features() const { return features_; }
 
@@ -72,18 +73,6 @@ class Pager::Impl : public StoreListener {
   void OnThreadStart() override;
 
  private:
-  // A request from a program thread to the pager thread. It lives in the
-  // pager's reserve arena, never on the caller's stack: that stack may be
-  // paged memory (a fiber's, adopted by the preload), and the pager thread
-  // reading it would fault to itself.
-  struct Command {
-    enum class Kind { kAdopt, kUnmap, kSync, kBeginFork, kEndFork, kShutdown } kind;
-    uintptr_t addr = 0;
-    size_t len = 0;
-    Status result;
-    bool done = false;
-  };
-
   void Loop();
   // Waits up to `timeout_ms` for a message or a kick, then reads and
   // dispatches every queued uffd message.
@@ -92,12 +81,21 @@ class Pager::Impl : public StoreListener {
   void Serve(Fault& f);
   void ServeWaiters(uint64_t now);
   void RunCommands();
-  void Finish(Command* c, Status result);
   // Completes the fork and shutdown commands once every page is home; true
   // when the pager thread must stop.
   bool CompleteHoming(uint64_t now);
-  Status RunCommand(Command::Kind kind, uintptr_t addr = 0, size_t len = 0);
+  // A request to the pager thread, from a program thread (mailbox.h).
+  Status Call(Mailbox::Kind kind, uintptr_t addr = 0, uint64_t len = 0, uint64_t* out = nullptr);
   void Kick();
+
+ public:
+  PageState TEST_PageState(const void* addr) {
+    uint64_t out = 0;
+    (void)Call(Mailbox::Kind::kPageState, reinterpret_cast<uintptr_t>(addr), 0, &out);
+    return static_cast<PageState>(out);
+  }
+
+ private:
 
   const Config cfg_;
   // The counters live in the published segment, or here if it could not be
@@ -116,15 +114,12 @@ class Pager::Impl : public StoreListener {
   std::mutex done_mu_;
   std::vector<StoreOp*> done_ops_;
 
-  // Commands, from the program's threads.
-  std::mutex cmd_mu_;
-  std::condition_variable cmd_cv_;
-  std::deque<Command*> commands_;
+  Mailbox mailbox_;  // requests from the program's threads
 
   // Loop-owned.
   std::deque<Fault> mem_waiters_;  // faults that need a frame, first come first served
   std::vector<Fault> retry_;       // faults that met a changing mm
-  std::vector<Command*> homing_;   // BeginFork and shutdown, waiting for every page
+  std::vector<Mailbox::Request*> homing_;  // BeginFork and shutdown, waiting for every page
   uint64_t homing_since_ns_ = 0;
   uint64_t homing_logged_ns_ = 0;
   int fork_holds_ = 0;             // BeginFork calls not yet ended
@@ -197,7 +192,7 @@ Status Pager::Impl::Start() {
 
 Pager::Impl::~Impl() {
   if (thread_.joinable()) {
-    (void)RunCommand(Command::Kind::kShutdown);
+    (void)Call(Mailbox::Kind::kShutdown);
     thread_.join();
   }
   if (store_) store_->Stop();
@@ -232,28 +227,17 @@ void Pager::Impl::OnThreadStart() {
   ReserveArena::EnterThread(core_->arena());
 }
 
-Status Pager::Impl::RunCommand(Command::Kind kind, uintptr_t addr, size_t len) {
-  void* mem = ReserveArena::Alloc(core_->arena(), sizeof(Command));
-  if (mem == nullptr) return Status::FromErrno("pager command", ENOMEM);
-  Command* c = new (mem) Command{kind, addr, len};
-  Status result;
-  {
-    std::unique_lock<std::mutex> l(cmd_mu_);
-    commands_.push_back(c);
-    Kick();
-    cmd_cv_.wait(l, [c] { return c->done; });
-    result = std::move(c->result);
-  }
-  c->~Command();
-  ReserveArena::Free(c);
+Status Pager::Impl::Call(Mailbox::Kind kind, uintptr_t addr, uint64_t len, uint64_t* out) {
+  Mailbox::Request* r = mailbox_.Claim();
+  r->kind = kind;
+  r->addr = addr;
+  r->len = len;
+  mailbox_.Post(r);
+  Kick();
+  Status result = mailbox_.Wait(r);
+  if (out != nullptr) *out = r->out;
+  mailbox_.Release(r);
   return result;
-}
-
-void Pager::Impl::Finish(Command* c, Status result) {
-  std::lock_guard<std::mutex> l(cmd_mu_);
-  c->result = std::move(result);
-  c->done = true;
-  cmd_cv_.notify_all();
 }
 
 void Pager::Impl::Loop() {
@@ -387,38 +371,40 @@ void Pager::Impl::ServeWaiters(uint64_t now) {
 }
 
 void Pager::Impl::RunCommands() {
-  std::deque<Command*> cmds;
-  {
-    std::lock_guard<std::mutex> l(cmd_mu_);
-    cmds.swap(commands_);
-  }
-  for (Command* c : cmds) {
-    switch (c->kind) {
-      case Command::Kind::kAdopt:
-        Finish(c, core_->AddRegion(c->addr, c->len));
+  for (Mailbox::Request *r = mailbox_.TakeAll(), *next; r != nullptr; r = next) {
+    next = Mailbox::Next(r);  // r is the caller's again once completed
+    switch (r->kind) {
+      case Mailbox::Kind::kAdopt:
+        mailbox_.Complete(r, core_->AddRegion(r->addr, r->len));
         break;
-      case Command::Kind::kUnmap:
-        Finish(c, core_->UnmapRegion(c->addr, c->len));
+      case Mailbox::Kind::kUnmap:
+        mailbox_.Complete(r, core_->UnmapRegion(r->addr, r->len));
         break;
-      case Command::Kind::kSync:
+      case Mailbox::Kind::kSync:
         core_->PublishStats();
-        Finish(c, Status());
+        mailbox_.Complete(r, Status());
         break;
-      case Command::Kind::kBeginFork:
-      case Command::Kind::kShutdown:
-        if (c->kind == Command::Kind::kBeginFork) {
+      case Mailbox::Kind::kPageState: {
+        const PageEntry* e = core_->table().Find(PageTable::PageOf(r->addr));
+        r->out = static_cast<uint64_t>(e != nullptr ? e->state() : PageState::kEmpty);
+        mailbox_.Complete(r, Status());
+        break;
+      }
+      case Mailbox::Kind::kBeginFork:
+      case Mailbox::Kind::kShutdown:
+        if (r->kind == Mailbox::Kind::kBeginFork) {
           fork_holds_++;
         } else {
           shutting_down_ = true;
         }
         if (homing_.empty()) homing_since_ns_ = NowNs();
-        homing_.push_back(c);
+        homing_.push_back(r);
         core_->set_draining(true);
         break;
-      case Command::Kind::kEndFork:
+      case Mailbox::Kind::kEndFork:
         if (fork_holds_ > 0) fork_holds_--;
         core_->set_draining(fork_holds_ > 0 || shutting_down_);
-        Finish(c, Status());
+        mailbox_.Complete(r, Status());
         break;
     }
   }
@@ -436,7 +422,7 @@ bool Pager::Impl::CompleteHoming(uint64_t now) {
     }
     return false;
   }
-  for (Command* c : homing_) Finish(c, Status());
+  for (Mailbox::Request* r : homing_) mailbox_.Complete(r, Status());
   homing_.clear();
   if (!shutting_down_) return false;
   core_->UnregisterAll();
@@ -448,7 +434,7 @@ Result<void*> Pager::Impl::Map(size_t bytes) {
   size_t len = (bytes + kPageSize - 1) / kPageSize * kPageSize;
   Mapping m = Mapping::Anonymous(len, MAP_NORESERVE);
   if (!m.valid()) return Status::FromErrno("Map: mmap of " + FormatSize(len), errno);
-  Status s = RunCommand(Command::Kind::kAdopt, reinterpret_cast<uintptr_t>(m.data()), len);
+  Status s = Call(Mailbox::Kind::kAdopt, reinterpret_cast<uintptr_t>(m.data()), len);
   if (!s.ok()) return Status::Error("Map: " + s.message());
   void* p = m.data();
   m.release();
@@ -459,14 +445,14 @@ Status Pager::Impl::Adopt(void* addr, size_t bytes) {
   if (reinterpret_cast<uintptr_t>(addr) % kPageSize != 0 || bytes % kPageSize != 0 || bytes == 0) {
     return Status::Error("Adopt: address and size must be page-aligned and non-zero");
   }
-  return RunCommand(Command::Kind::kAdopt, reinterpret_cast<uintptr_t>(addr), bytes);
+  return Call(Mailbox::Kind::kAdopt, reinterpret_cast<uintptr_t>(addr), bytes);
 }
 
 Status Pager::Impl::Unmap(void* addr, size_t bytes) {
   uintptr_t a = reinterpret_cast<uintptr_t>(addr);
   size_t len = (bytes + kPageSize - 1) / kPageSize * kPageSize;
   if (a % kPageSize != 0 || len == 0) return Status::Error("Unmap: address must be page-aligned, size above 0");
-  return RunCommand(Command::Kind::kUnmap, a, len);
+  return Call(Mailbox::Kind::kUnmap, a, len);
 }
 
 Stats Pager::Impl::GetStats() const { return ReadStatsBlock(*stats_); }
@@ -486,6 +472,7 @@ Result<std::unique_ptr<Pager>> Pager::Create(const Config& config, std::unique_p
 }
 
 Result<void*> Pager::Map(size_t bytes) { return impl_->Map(bytes); }
+PageState PagerTestPeer::StateOf(Pager& p, const void* addr) { return p.impl_->TEST_PageState(addr); }
 Status Pager::Unmap(void* addr, size_t bytes) { return impl_->Unmap(addr, bytes); }
 Status Pager::Adopt(void* addr, size_t bytes) { return impl_->Adopt(addr, bytes); }
 Stats Pager::GetStats() const { return impl_->GetStats(); }

@@ -195,6 +195,7 @@ class Pager {
   class Impl;
 
  private:
+  friend class PagerTestPeer;  // tests' view of internals (src/test_hooks.h)
   explicit Pager(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

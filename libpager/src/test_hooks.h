@@ -1,0 +1,17 @@
+// Test-only views of a pager's internals, in LevelDB's TEST_ style: not part
+// of the public API, for tests that must put a page in a known state before
+// racing it. Each runs on the pager thread, in order with everything else.
+#pragma once
+
+#include "page_table.h"
+#include "pager/pager.h"
+
+namespace pager {
+
+class PagerTestPeer {
+ public:
+  // The state of the page at `addr` as the pager thread sees it now.
+  static PageState StateOf(Pager& p, const void* addr);
+};
+
+}  // namespace pager
