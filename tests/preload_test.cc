@@ -335,6 +335,16 @@ const Program kPrograms[] = {
      "'SELECT count(*), sum(k), count(DISTINCT s) FROM t;' "
      "'SELECT g, count(*), sum(k), max(s) FROM t GROUP BY g ORDER BY sum(k) DESC LIMIT 20;'",
      "16M"},
+    // A JVM with each of its two main collectors: a 300k-entry HashMap of
+    // arrays built, read and replaced at random. Peak ~100 MiB unpaged
+    // (heap, GC bitmaps and card tables are large anonymous mappings).
+    {"jvm_g1", "javac -d $D " PAGER_SOURCE_DIR "/tests/programs/Hog.java",
+     "java -XX:+UseG1GC -Xmx300m -cp $D Hog 300000", "32M"},
+    {"jvm_parallel", "javac -d $D " PAGER_SOURCE_DIR "/tests/programs/Hog.java",
+     "java -XX:+UseParallelGC -Xmx300m -cp $D Hog 300000", "32M"},
+    // node: V8 maps its heap in 508 KiB pieces (paged because the default
+    // LIBPAGER_MMAP_THRESHOLD is 256K). Peak ~135 MiB unpaged.
+    {"node", "true", "node " PAGER_SOURCE_DIR "/tests/programs/hog.js 200000", "48M"},
 };
 
 class RealProgram : public ::testing::TestWithParam<std::tuple<Program, std::string>> {
