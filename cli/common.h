@@ -28,6 +28,13 @@ int Ps(const std::vector<std::string>& args);
 int StatsCmd(const std::vector<std::string>& args);
 int Top(const std::vector<std::string>& args);
 int Gc(const std::vector<std::string>& args);
+int Metrics(const std::vector<std::string>& args);
+int Check(const std::vector<std::string>& args);
+
+// The preload library pagerctl run uses: `given` (--preload) if not empty,
+// else $PAGERCTL_PRELOAD, else the one beside pagerctl (cli/run.cc). A
+// UsageError lists where it looked.
+std::string FindPreload(std::string given);
 
 // Parses `args` against `desc` and `pos`, turning Boost's exceptions into
 // UsageError. Returns false if --help was asked for (and printed with

@@ -73,6 +73,10 @@ class Reserve {
   // warning is logged once. Without an arena (jemalloc refused) the pool is
   // all staging pages.
   static Result<std::unique_ptr<Reserve>> Create(uint64_t bytes);
+  // The arena's region that the first pool of `bytes` creates (3/5 of it):
+  // locked memory on top of the pool's own (pagerctl check weighs both
+  // against RLIMIT_MEMLOCK).
+  static uint64_t ArenaBytes(uint64_t bytes);
 
   // `pages` contiguous staging pages, or nullptr if there is no such run.
   std::byte* AllocPages(uint32_t pages);

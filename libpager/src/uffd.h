@@ -47,6 +47,11 @@ class Uffd {
   // remove, fork). Fails with how to grant the right when it is missing.
   static Result<Uffd> Open(const std::string& disable);
 
+  // Every UFFD_FEATURE_* bit the kernel offers, from UFFDIO_API on a
+  // throwaway fd opened as Open() opens its own (so it fails, with the same
+  // message, where Open() would for want of permission).
+  static Result<uint64_t> Supported();
+
   // A second uffd with no events, only the right to be the destination of
   // UFFDIO_MOVE (see frames.h).
   static Result<Uffd> OpenForStaging();
