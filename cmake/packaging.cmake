@@ -39,7 +39,8 @@ set(CPACK_DEBIAN_RUNTIME_DESCRIPTION
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libpager-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libjemalloc-dev")
-set(CPACK_COMPONENT_DEV_DEPENDS runtime)  # Depends: libpager (= version)
+set(CPACK_COMPONENT_DEV_DEPENDS runtime)
+set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)  # Depends: libpager (= version)
 set(CPACK_DEBIAN_DEV_DESCRIPTION
   "user-space paging of a program's memory: development files
  Headers (pager/pager.h, pager/pager_c.h, ...), find_package(libpager) and
