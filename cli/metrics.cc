@@ -12,7 +12,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
-#include <functional>
+#include <iterator>
 #include <iostream>
 #include <vector>
 
@@ -75,9 +75,10 @@ std::string LabelValue(const std::string& raw) {
 // The kernel's name for the process (what ps shows as COMM), else the
 // basename of the first word of its command line.
 std::string Comm(const PagedProcess& p) {
+  // The name may hold a newline itself: all but the file's last byte.
   std::ifstream f("/proc/" + std::to_string(p.pid) + "/comm");
-  std::string comm;
-  if (std::getline(f, comm)) return comm;
+  std::string comm((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (!comm.empty() && comm.back() == '\n') return comm.substr(0, comm.size() - 1);
   std::string argv0 = p.command.substr(0, p.command.find(' '));
   return argv0.substr(argv0.rfind('/') + 1);
 }

@@ -121,6 +121,10 @@ int ServeMetrics(const std::string& listen, const std::string& stats_dir) {
 
   // SIGINT and SIGTERM are taken by sigwait below, on this thread only:
   // blocked before libmicrohttpd's thread starts, which inherits the mask.
+  // A shell starts background jobs with SIGINT ignored, and an ignored
+  // signal never reaches sigwait.
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
