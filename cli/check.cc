@@ -61,8 +61,8 @@ class Report {
                     ",\"checks\":[";
     for (size_t k = 0; k < items_.size(); k++) {
       const Item& i = items_[k];
-      o += std::string(k ? "," : "") + "{\"name\":" + Json(i.name) + ",\"status\":" + Json(i.status) +
-           ",\"detail\":" + Json(i.detail) + ",\"fix\":" + Json(i.fix);
+      o += std::string(k ? "," : "") + "{\"name\":" + JsonQuote(i.name) + ",\"status\":" + JsonQuote(i.status) +
+           ",\"detail\":" + JsonQuote(i.detail) + ",\"fix\":" + JsonQuote(i.fix);
       for (const auto& [key, v] : i.numbers) o += ",\"" + key + "\":" + std::to_string(v);
       o += "}";
     }
@@ -70,22 +70,6 @@ class Report {
   }
 
  private:
-  static std::string Json(const std::string& s) {
-    std::string o = "\"";
-    for (unsigned char c : s) {
-      if (c == '"' || c == '\\') {
-        o += '\\';
-        o += static_cast<char>(c);
-      } else if (c < 0x20) {
-        char b[8];
-        snprintf(b, sizeof b, "\\u%04x", c);
-        o += b;
-      } else {
-        o += static_cast<char>(c);
-      }
-    }
-    return o + "\"";
-  }
   std::vector<Item> items_;
 };
 

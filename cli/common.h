@@ -54,6 +54,9 @@ std::string Count(double n);
 // "350ms", "1.2s", "3m04s".
 std::string Duration(double seconds);
 
+// `s` as a JSON string, quotes included.
+std::string JsonQuote(const std::string& s);
+
 // The directory pagers publish their stats in: --stats-dir if given, else
 // $LIBPAGER_STATS_DIR, else /dev/shm.
 void AddStatsDirOption(po::options_description* desc);
