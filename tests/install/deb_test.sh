@@ -20,7 +20,9 @@ fail() { echo "deb_test: FAIL: $*" >&2; exit 1; }
 skip() { echo "deb_test: SKIP: $*"; exit 77; }
 run() {  # run LOG CMD...: the command's output goes to LOG, shown if it fails
   local log=$1; shift
-  "$@" >"$log" 2>&1 || { cat "$log" >&2; fail "$* (exit $?)"; }
+  local rc=0
+  "$@" >"$log" 2>&1 || rc=$?
+  if ((rc != 0)); then cat "$log" >&2; fail "$* (exit $rc)"; fi
 }
 [[ $(id -u) == 0 ]] || skip "dpkg -i needs root"
 unset PAGERCTL_PRELOAD LD_PRELOAD ${!LIBPAGER_@}
