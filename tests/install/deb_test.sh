@@ -16,16 +16,10 @@
 set -euo pipefail
 build=$1 consumer_src=$2 version=$3
 
-fail() { echo "deb_test: FAIL: $*" >&2; exit 1; }
-skip() { echo "deb_test: SKIP: $*"; exit 77; }
-run() {  # run LOG CMD...: the command's output goes to LOG, shown if it fails
-  local log=$1; shift
-  local rc=0
-  "$@" >"$log" 2>&1 || rc=$?
-  if ((rc != 0)); then cat "$log" >&2; fail "$* (exit $rc)"; fi
-}
+name=deb_test
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 [[ $(id -u) == 0 ]] || skip "dpkg -i needs root"
-unset PAGERCTL_PRELOAD LD_PRELOAD ${!LIBPAGER_@}
 
 work=$(mktemp -d "$build/deb_test.XXXXXX")
 trap 'rm -rf "$work"' EXIT

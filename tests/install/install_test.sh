@@ -17,14 +17,9 @@ build=$1 consumer_src=$2 libdir=$3 version=$4 soversion=$5
 
 work=$(mktemp -d "$build/install_test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-fail() { echo "install_test: FAIL: $*" >&2; exit 1; }
-run() {  # run LOG CMD...: the command's output goes to LOG, shown if it fails
-  local log=$1; shift
-  local rc=0
-  "$@" >"$log" 2>&1 || rc=$?
-  if ((rc != 0)); then cat "$log" >&2; fail "$* (exit $rc)"; fi
-}
-unset PAGERCTL_PRELOAD LD_PRELOAD ${!LIBPAGER_@}
+name=install_test
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 
 prefix=$work/prefix
 run "$work/install.log" cmake --install "$build" --prefix "$prefix"
@@ -53,8 +48,7 @@ internal=$(nm -DC --defined-only "$lib" | grep -E 'pager::(Pager::Impl::|PagerCo
 
 # ---- Can this machine page at all? (root or CAP_SYS_PTRACE in CI)
 if "$prefix/bin/pagerctl" check --swap memory: | grep -q '^missing  userfaultfd'; then
-  echo "install_test: SKIP: no userfaultfd right here ($("$prefix/bin/pagerctl" check | grep userfaultfd))"
-  exit 77
+  skip "no userfaultfd right here ($("$prefix/bin/pagerctl" check | grep userfaultfd))"
 fi
 
 # ---- Consumers, built against the installed tree only
