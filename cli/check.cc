@@ -317,7 +317,7 @@ constexpr const char* kUsage =
     "reserve, the swap location (a page written, read back and removed), the\n"
     "stats directory, the preload, and a small region paged for real. One line\n"
     "per item: ok, warn (works, something is lost) or missing, with how to fix it.\n"
-    "Exit status 0 when nothing is missing, else 1.\n"
+    "Exit status 0 when nothing is missing, 1 otherwise, 2 for a bad option or setting.\n"
     "\n"
     "Options not given keep their LIBPAGER_* variable's value if set.\n"
     "\n"
@@ -356,6 +356,11 @@ int Check(const std::vector<std::string>& args) {
   }
   if (vm.count("disable")) cfg.disable_features = str("disable");
   cfg.stats_dir = StatsDir(vm);
+  // Settings that cannot work are a usage error, as for run; the limit is
+  // optional here (it only sizes the default reserve).
+  if (cfg.memory_limit != 0) {
+    if (pager::Status s = cfg.Validate(); !s.ok()) throw UsageError(s.message());
+  }
 
   Report r;
   const pager::KernelFeatures k = pager::ProbeKernelFeatures();

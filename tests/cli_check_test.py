@@ -95,6 +95,11 @@ class Check(unittest.TestCase):
             self.assertEqual(lines["swap"][0], "missing", lines["swap"])
             self.assertIn("fix: ", lines["swap"][1])
 
+    def test_settings_that_cannot_work_are_a_usage_error(self):
+        status, lines, err = check("--limit", "1M", "--swap", "memory:")
+        self.assertEqual((status, lines), (2, {}))
+        self.assertIn("below the reserve", err)
+
     @unittest.skipUnless(root() and shutil.which("setpriv") and shutil.which("prlimit"),
                          "needs root, setpriv and prlimit to drop CAP_IPC_LOCK and lower RLIMIT_MEMLOCK")
     def test_too_little_locked_memory_is_a_warning_with_the_limit_to_set(self):
