@@ -55,6 +55,7 @@ done
 if grep -q include "$work/runtime.files"; then fail "libpager has headers"; fi
 
 # ---- Install, one run at a time on this machine
+mkdir -p /run/lock
 exec 9>/run/lock/libpager-deb-test.lock
 flock -w 600 9 || fail "another deb_test held /run/lock/libpager-deb-test.lock for 10 minutes"
 marker=/var/lib/libpager-deb-test.installed
