@@ -9,11 +9,9 @@
 // are escaped (\\, \", \n) and made valid UTF-8. No timestamps: the textfile
 // collector refuses them.
 #include <charconv>
-#include <cinttypes>
-#include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <iostream>
+#include <iterator>
 #include <vector>
 
 #include "common.h"
