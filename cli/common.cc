@@ -75,6 +75,23 @@ std::string Duration(double s) {
   return buf;
 }
 
+std::string JsonQuote(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char b[8];
+      snprintf(b, sizeof b, "\\u%04x", c);
+      o += b;
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  return o + "\"";
+}
+
 void AddStatsDirOption(po::options_description* desc) {
   desc->add_options()("stats-dir", po::value<std::string>()->value_name("DIR"),
                       "where pagers publish their stats (default: $LIBPAGER_STATS_DIR, else /dev/shm)");

@@ -28,6 +28,13 @@ int Ps(const std::vector<std::string>& args);
 int StatsCmd(const std::vector<std::string>& args);
 int Top(const std::vector<std::string>& args);
 int Gc(const std::vector<std::string>& args);
+int Metrics(const std::vector<std::string>& args);
+int Check(const std::vector<std::string>& args);
+
+// The preload library pagerctl run uses: `given` (--preload) if not empty,
+// else $PAGERCTL_PRELOAD, else the one beside pagerctl (cli/run.cc). A
+// UsageError lists where it looked.
+std::string FindPreload(std::string given);
 
 // Parses `args` against `desc` and `pos`, turning Boost's exceptions into
 // UsageError. Returns false if --help was asked for (and printed with
@@ -46,6 +53,9 @@ std::string Size(uint64_t bytes, bool dash_zero = false);
 std::string Count(double n);
 // "350ms", "1.2s", "3m04s".
 std::string Duration(double seconds);
+
+// `s` as a JSON string, quotes included.
+std::string JsonQuote(const std::string& s);
 
 // The directory pagers publish their stats in: --stats-dir if given, else
 // $LIBPAGER_STATS_DIR, else /dev/shm.

@@ -59,22 +59,7 @@ Rates RatesBetween(const PagedProcess* before, const PagedProcess& now, double s
 
 // ---- JSON -----------------------------------------------------------------
 
-std::string Quote(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char b[8];
-      snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else {
-      o += static_cast<char>(c);
-    }
-  }
-  return o + "\"";
-}
+std::string Quote(const std::string& s) { return JsonQuote(s); }
 
 // A JSON object built field by field, in order.
 class Obj {

@@ -16,11 +16,13 @@ constexpr const char* kUsage =
     "Runs programs with their memory paged by libpager, and watches paged processes.\n"
     "\n"
     "commands:\n"
-    "  run    run a program under the pager:   pagerctl run --limit 256M -- PROGRAM [ARGS]\n"
-    "  ps     one line per paged process\n"
-    "  stats  every counter of one paged process (--json, --watch)\n"
-    "  top    live view of all paged processes (q quits)\n"
-    "  gc     remove swap files and stats files left by processes that are gone\n"
+    "  run      run a program under the pager:   pagerctl run --limit 256M -- PROGRAM [ARGS]\n"
+    "  ps       one line per paged process\n"
+    "  stats    every counter of one paged process (--json, --watch)\n"
+    "  top      live view of all paged processes (q quits)\n"
+    "  gc       remove swap files and stats files left by processes that are gone\n"
+    "  metrics  every paged process's counters for Prometheus (--listen serves HTTP)\n"
+    "  check    whether libpager can work here: kernel, rights, limits, swap location\n"
     "\n"
     "'pagerctl COMMAND --help' describes a command. Sizes take K, M, G, T (binary).\n"
     "Exit status: 0 ok, 1 runtime error, 2 usage error; run: the program's own.\n";
@@ -32,7 +34,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"run", pagerctl::Run}, {"ps", pagerctl::Ps}, {"stats", pagerctl::StatsCmd},
-    {"top", pagerctl::Top}, {"gc", pagerctl::Gc},
+    {"top", pagerctl::Top}, {"gc", pagerctl::Gc}, {"metrics", pagerctl::Metrics}, {"check", pagerctl::Check},
 };
 
 }  // namespace

@@ -67,10 +67,13 @@ bool IsFile(const std::string& p) {
   return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+}  // namespace
+
 // --preload, else $PAGERCTL_PRELOAD, else beside pagerctl: the build tree
-// (build/cli/pagerctl -> build/preload/) or an install (bin/ -> lib/).
-std::string FindPreload(const po::variables_map& vm) {
-  std::string given = vm.count("preload") ? vm["preload"].as<std::string>() : "";
+// (build/cli/pagerctl -> build/preload/) or an install (bin/ -> its libdir,
+// e.g. lib/ or lib/x86_64-linux-gnu/, relative so that a tree installed
+// under DESTDIR or unpacked elsewhere works too).
+std::string FindPreload(std::string given) {
   if (given.empty()) {
     if (const char* e = getenv("PAGERCTL_PRELOAD"); e != nullptr && e[0] != '\0') given = e;
   }
@@ -85,8 +88,7 @@ std::string FindPreload(const po::variables_map& vm) {
   const std::string dir = ExeDir();
   const std::string candidates[] = {
       dir + "/../preload/libpager_preload.so",
-      dir + "/../lib/libpager_preload.so",
-      std::string(PAGERCTL_INSTALL_LIBDIR) + "/libpager_preload.so",
+      dir + "/" PAGERCTL_BINDIR_TO_LIBDIR "/libpager_preload.so",
   };
   for (const std::string& c : candidates) {
     if (IsFile(c)) {
@@ -98,6 +100,8 @@ std::string FindPreload(const po::variables_map& vm) {
   for (const std::string& c : candidates) msg += "\n  " + c;
   throw UsageError(msg + "\nbuild preload/, or give --preload PATH or PAGERCTL_PRELOAD");
 }
+
+namespace {
 
 // Checked before the swap location, so a typo fails fast.
 void CheckProgram(const std::string& prog) {
@@ -227,7 +231,7 @@ int Run(const std::vector<std::string>& args) {
   }
 
   CheckProgram(program[0]);
-  const std::string preload = FindPreload(vm);
+  const std::string preload = FindPreload(vm.count("preload") ? str("preload") : "");
   CheckSwap(cfg);
 
   SetEnv("LIBPAGER_LIMIT", std::to_string(cfg.memory_limit));

@@ -181,7 +181,7 @@ uint64_t JsonNumber(const std::string& json, const std::string& group, const std
 // ---- Arguments and exit codes ----------------------------------------------
 
 TEST(PagerctlArgs, EverySubcommandHasHelpAndExitsZero) {
-  for (const char* cmd : {"run", "ps", "stats", "top", "gc"}) {
+  for (const char* cmd : {"run", "ps", "stats", "top", "gc", "metrics", "check"}) {
     Output r = Pagerctl({cmd, "--help"});
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_EQ(r.out.rfind(std::string("usage: pagerctl ") + cmd, 0), 0u) << cmd << ": " << r.out;

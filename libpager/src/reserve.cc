@@ -72,6 +72,8 @@ void PageRuns::Free(const void* p, uint64_t pages) {
   used_pages_.fetch_sub(pages, std::memory_order_relaxed);
 }
 
+uint64_t Reserve::ArenaBytes(uint64_t bytes) { return (bytes + kPageSize - 1) / kPageSize * 3 / 5 * kPageSize; }
+
 Result<std::unique_ptr<Reserve>> Reserve::Create(uint64_t bytes) {
   uint64_t pages = (bytes + kPageSize - 1) / kPageSize;
   if (pages == 0) return Status::Error("reserve: size must be at least one page");
@@ -79,7 +81,7 @@ Result<std::unique_ptr<Reserve>> Reserve::Create(uint64_t bytes) {
   bool locked = false;
   Mapping pool = MapLockedPool(len, "reserve", true, &locked);
   if (!pool.valid()) return Status::FromErrno("reserve: mmap of " + std::to_string(len) + " bytes", errno);
-  ReserveArena* arena = ReserveArena::Acquire(std::max<uint64_t>(1, pages * 3 / 5) * kPageSize);
+  ReserveArena* arena = ReserveArena::Acquire(std::max<uint64_t>(kPageSize, ArenaBytes(bytes)));
   return std::unique_ptr<Reserve>(new Reserve(std::move(pool), locked, arena));
 }
 

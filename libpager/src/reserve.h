@@ -76,6 +76,10 @@ class Reserve {
   ~Reserve();
   Reserve(const Reserve&) = delete;
   Reserve& operator=(const Reserve&) = delete;
+  // The arena's region a pool of `bytes` comes with (3/5 of it):
+  // locked memory on top of the pool's own (pagerctl check weighs both
+  // against RLIMIT_MEMLOCK).
+  static uint64_t ArenaBytes(uint64_t bytes);
 
   // `pages` contiguous staging pages, or nullptr if there is no such run.
   std::byte* AllocPages(uint32_t pages);

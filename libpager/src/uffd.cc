@@ -144,16 +144,21 @@ std::string UffdFeatures::ToString() const {
   return s;
 }
 
-Result<Uffd> Uffd::Open(const std::string& disable) {
+Result<uint64_t> Uffd::Supported() {
   // The supported set is only reported by a handshake, and a uffd takes one
-  // handshake: probe on a throwaway fd, then open the real one.
+  // handshake: probe on a throwaway fd.
+  auto probe = OpenRaw();
+  if (!probe.ok()) return probe.status();
   uint64_t supported = 0;
-  {
-    auto probe = OpenRaw();
-    if (!probe.ok()) return probe.status();
-    Status s = Handshake(probe->get(), 0, &supported);
-    if (!s.ok()) return s;
-  }
+  Status s = Handshake(probe->get(), 0, &supported);
+  if (!s.ok()) return s;
+  return supported;
+}
+
+Result<Uffd> Uffd::Open(const std::string& disable) {
+  auto probed = Supported();
+  if (!probed.ok()) return probed.status();
+  const uint64_t supported = *probed;
   uint64_t want = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP |
                   UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE;
   const struct {

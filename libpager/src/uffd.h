@@ -71,6 +71,11 @@ class Uffd {
   // when it is missing, and names the kernel version when UFFDIO_MOVE is.
   static Result<Uffd> Open(const std::string& disable);
 
+  // Every UFFD_FEATURE_* bit the kernel offers, from UFFDIO_API on a
+  // throwaway fd opened as Open() opens its own (so it fails, with the same
+  // message, where Open() would for want of permission).
+  static Result<uint64_t> Supported();
+
   // A second uffd with no events, only the right to be the destination of
   // UFFDIO_MOVE (see frames.h).
   static Result<Uffd> OpenForStaging();

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "pager/export.h"
 #include "pager/pager.h"
 #include "pager/status.h"
 
@@ -37,18 +38,18 @@ struct PagedProcess {
 };
 
 // $LIBPAGER_STATS_DIR if set, else /dev/shm: where pagers publish by default.
-std::string DefaultStatsDir();
+PAGER_EXPORT std::string DefaultStatsDir();
 
 // Every stats file in `dir`, sorted by pid and index, stale ones included
 // (see PagedProcess::stale). Files that cannot be read (another user's, an
 // incompatible layout version) are skipped; `skipped`, if given, gets a
 // line per file saying why.
-Result<std::vector<PagedProcess>> ListPagedProcesses(const std::string& dir,
+PAGER_EXPORT Result<std::vector<PagedProcess>> ListPagedProcesses(const std::string& dir,
                                                      std::vector<std::string>* skipped = nullptr);
 
 // One stats file. Fails if it is unreadable, not a stats file, or of another
 // layout version (the message says which).
-Result<PagedProcess> ReadPagedProcess(const std::string& path);
+PAGER_EXPORT Result<PagedProcess> ReadPagedProcess(const std::string& path);
 
 // Leftovers of processes that are gone, for `pagerctl gc`.
 struct Leftover {
@@ -59,16 +60,16 @@ struct Leftover {
 
 // Stale stats files in `dir`. A file being created (header not yet written)
 // by a live process is never listed.
-Result<std::vector<Leftover>> FindStaleStatsFiles(const std::string& dir);
+PAGER_EXPORT Result<std::vector<Leftover>> FindStaleStatsFiles(const std::string& dir);
 
 // Swap files (libpager-<host>-<pid>-<n>.swap) in the local directory `dir`
 // made on this host by processes that are gone. Files of other hosts (a
 // shared directory) and of live processes are never listed.
-Result<std::vector<Leftover>> FindStaleSwapFiles(const std::string& dir);
+PAGER_EXPORT Result<std::vector<Leftover>> FindStaleSwapFiles(const std::string& dir);
 
 // Removes a stale stats file, re-checking under its lock that it is still
 // stale and still the same file. Returns false, with no error, if it came
 // back to life.
-Result<bool> RemoveStaleStatsFile(const std::string& path);
+PAGER_EXPORT Result<bool> RemoveStaleStatsFile(const std::string& path);
 
 }  // namespace pager

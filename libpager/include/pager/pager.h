@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "pager/export.h"
 #include "pager/status.h"
 #include "pager/store.h"
 
@@ -33,7 +34,7 @@ enum class EvictionPolicy : uint8_t {
 
 // Every setting, with its unit and default. Config::FromEnvironment reads the
 // LIBPAGER_* variables named beside each field.
-struct Config {
+struct PAGER_EXPORT Config {
   // Most bytes of paged memory resident at once. Required. LIBPAGER_LIMIT.
   uint64_t memory_limit = 0;
 
@@ -46,9 +47,8 @@ struct Config {
   // it never loses a page. LIBPAGER_SWAP_MAX.
   uint64_t swap_max = 0;
 
-  // The pager's locked emergency pool in bytes: staging pages, plus (for
-  // the first Pager in the process) 3/5 of this again for the arena its
-  // threads allocate from (docs/reserve.md). 0 = max(8 MiB, 1% of
+  // The pager's locked emergency pool in bytes: staging pages, plus 3/5 of
+  // this again for the arena its threads allocate from (docs/reserve.md). 0 = max(8 MiB, 1% of
   // memory_limit); at least 1 MiB. LIBPAGER_RESERVE.
   uint64_t reserve = 0;
 
@@ -98,7 +98,7 @@ struct Config {
 
 // A consistent-enough snapshot of the counters (each counter is exact; the
 // set is read without stopping the pager).
-struct Stats {
+struct PAGER_EXPORT Stats {
   uint64_t limit_pages = 0;
   uint64_t resident_pages = 0;     // mapped in regions + waiting in the inactive stage
   uint64_t inactive_pages = 0;
@@ -152,7 +152,7 @@ struct Stats {
   double FaultLatencyPercentile(double p) const;
 };
 
-class Pager {
+class PAGER_EXPORT Pager {
  public:
   // Opens userfaultfd, the reserve and the store, and starts the pager's
   // thread. Fails with a message naming the setting or the missing right.
@@ -192,7 +192,7 @@ class Pager {
   // Kernel features in use, e.g. "move,wp,poison,remap,unmap,remove".
   std::string Features() const;
 
-  class Impl;
+  class PAGER_NO_EXPORT Impl;
 
  private:
   friend class PagerTestPeer;  // tests' view of internals (src/test_hooks.h)

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pager/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -34,17 +36,17 @@ typedef struct {
 /* Fills `cfg` with defaults overlaid by the LIBPAGER_* environment. Returns 0,
  * or -1 with the offending variable named in `err`. The strings point into
  * the environment. */
-int pager_config_from_env(pager_config_t* cfg, char* err, size_t errlen);
+PAGER_EXPORT int pager_config_from_env(pager_config_t* cfg, char* err, size_t errlen);
 
 /* NULL on failure, with the reason in `err`. */
-pager_t* pager_create(const pager_config_t* cfg, char* err, size_t errlen);
+PAGER_EXPORT pager_t* pager_create(const pager_config_t* cfg, char* err, size_t errlen);
 /* Faults every swapped page back, then stops the pager. */
-void pager_destroy(pager_t* p);
+PAGER_EXPORT void pager_destroy(pager_t* p);
 
-void* pager_map(pager_t* p, size_t bytes, char* err, size_t errlen);
-int pager_unmap(pager_t* p, void* addr, size_t bytes);
-int pager_adopt(pager_t* p, void* addr, size_t bytes);
-void pager_get_stats(const pager_t* p, pager_stats_t* out);
+PAGER_EXPORT void* pager_map(pager_t* p, size_t bytes, char* err, size_t errlen);
+PAGER_EXPORT int pager_unmap(pager_t* p, void* addr, size_t bytes);
+PAGER_EXPORT int pager_adopt(pager_t* p, void* addr, size_t bytes);
+PAGER_EXPORT void pager_get_stats(const pager_t* p, pager_stats_t* out);
 
 #ifdef __cplusplus
 }

@@ -7,9 +7,10 @@
 #include <utility>
 #include <variant>
 
+#include "pager/export.h"
 namespace pager {
 
-class Status {
+class PAGER_EXPORT Status {
  public:
   Status() = default;  // success
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "pager/export.h"
 #include "pager/status.h"
 
 namespace pager {
@@ -44,11 +45,11 @@ enum class BackendState : uint8_t {
   kReconnecting = 1,  // the server went away; in-flight ops wait and are retried
   kPaused = 2,        // writes fail (ENOSPC, EROFS, ...); eviction is paused
 };
-const char* BackendStateName(BackendState s);
+PAGER_EXPORT const char* BackendStateName(BackendState s);
 
 // Where completions go. Called on any thread (often the store's own); must
 // not block and must not call back into the store.
-class StoreListener {
+class PAGER_EXPORT StoreListener {
  public:
   virtual ~StoreListener() = default;
   virtual void OnComplete(StoreOp* op) = 0;
@@ -59,7 +60,7 @@ class StoreListener {
   virtual void OnThreadStart() {}
 };
 
-class Store {
+class PAGER_EXPORT Store {
  public:
   virtual ~Store() = default;
 
@@ -94,7 +95,7 @@ class Store {
 //   "nfs://host[:port]/export/dir[?version=3|4&...]"  NFS via libnfs
 // `max_bytes` caps the swap file (0: no cap); `connect_timeout_ms` bounds
 // how long Start() waits for a server.
-Result<std::unique_ptr<Store>> OpenStore(const std::string& location, uint64_t max_bytes,
+PAGER_EXPORT Result<std::unique_ptr<Store>> OpenStore(const std::string& location, uint64_t max_bytes,
                                          uint32_t connect_timeout_ms);
 
 }  // namespace pager

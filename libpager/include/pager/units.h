@@ -5,11 +5,12 @@
 #include <cstdint>
 #include <string>
 
+#include "pager/export.h"
 #include "pager/status.h"
 
 namespace pager {
 
-Result<uint64_t> ParseSize(const std::string& text);
-std::string FormatSize(uint64_t bytes);
+PAGER_EXPORT Result<uint64_t> ParseSize(const std::string& text);
+PAGER_EXPORT std::string FormatSize(uint64_t bytes);
 
 }  // namespace pager
