@@ -197,7 +197,7 @@ TEST(UffdContract, CopyIntoAReadOnlyVmaInstallsAReadOnlyPage) {
   ASSERT_EQ(mprotect(dst.base(), kPage, PROT_READ), 0);
 
   RangeResult r = u.Copy(dst.base(), src.base(), kPage);
-  EXPECT_EQ(r.rc, 0);
+  ASSERT_EQ(r.rc, 0);  // else reading the page below would fault
   EXPECT_EQ(r.progress, static_cast<int64_t>(kPage));
   EXPECT_EQ(Residency(dst.base(), 1), "1");
   EXPECT_TRUE(KernelCanRead(dst.base()));
@@ -214,7 +214,7 @@ TEST(UffdContract, CopyIntoAProtNoneVmaInstallsAnInaccessiblePage) {
   ASSERT_EQ(mprotect(dst.base(), kPage, PROT_NONE), 0);
 
   RangeResult r = u.Copy(dst.base(), src.base(), kPage);
-  EXPECT_EQ(r.rc, 0);
+  ASSERT_EQ(r.rc, 0);  // else reading the page below would fault
   EXPECT_EQ(Residency(dst.base(), 1), "1");
   EXPECT_FALSE(KernelCanRead(dst.base()));
   EXPECT_FALSE(KernelCanWrite(dst.base()));

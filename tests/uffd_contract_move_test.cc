@@ -112,10 +112,11 @@ TEST(UffdContract, MoveOfAPageSharedWithAForkChildFailsWithEbusyUntilThePageIsWr
 
   EXPECT_EQ(child.Wait(), 0);
   RangeResult after_exit = u.Move(l.staging.base(), l.region.base(), kPage);
-  EXPECT_EQ(after_exit.err, EBUSY) << "the child's exit alone made the page exclusive again";
+  // ASSERT: had it moved, the write below would fault on a missing page.
+  ASSERT_EQ(after_exit.err, EBUSY) << "the child's exit alone made the page exclusive again";
 
   l.region.base()[0] = 'w';  // write fault: the page is reused, exclusive again
-  EXPECT_EQ(u.Move(l.staging.base(), l.region.base(), kPage).rc, 0);
+  ASSERT_EQ(u.Move(l.staging.base(), l.region.base(), kPage).rc, 0);
   EXPECT_EQ(l.staging.base()[0], 'w');
 }
 
@@ -139,7 +140,7 @@ TEST(UffdContract, PopulateWriteBreaksTheCowOfAForkSharedPageWithoutAFault) {
   EXPECT_EQ(u.sleepers().total, 0);
   EXPECT_TRUE(PageIs(l.region.base(), 'r'));
 
-  EXPECT_EQ(u.Move(l.staging.base(), l.region.base(), kPage).rc, 0);
+  ASSERT_EQ(u.Move(l.staging.base(), l.region.base(), kPage).rc, 0);
   EXPECT_TRUE(PageIs(l.staging.base(), 'r'));
   EXPECT_EQ(child.Wait(), 0) << "the child's copy changed";
 }
@@ -223,7 +224,7 @@ TEST(UffdContract, MoveOnAStagingUffdIgnoresAnEventPendingOnTheRegionsUffd) {
   Background dontneed(region_uffd, [&] { madvise(l.region.base(), 2 * kPage, MADV_DONTNEED); });
   ASSERT_TRUE(WaitUntil([&] { return region_uffd.HasMessage(); })) << "no REMOVE event queued";
 
-  EXPECT_EQ(staging_uffd.Move(l.staging.base(), l.region.base(), kPage).rc, 0);
+  ASSERT_EQ(staging_uffd.Move(l.staging.base(), l.region.base(), kPage).rc, 0);
   EXPECT_EQ(Residency(l.staging.base(), 2), "10");
   EXPECT_TRUE(PageIs(l.staging.base(), 'r'));
 
