@@ -183,15 +183,15 @@ TEST(UffdContract, FaulterAsleepAtAnAddressMremappedAwayIsWokenOnlyByWakeAtTheOl
   ASSERT_TRUE(unmap.has_value());
   EXPECT_EQ(Describe(*unmap, a.base()), "unmap[0,4)");
   ASSERT_TRUE(move.WaitDone());
+  // Something at A for a woken thread's retried access to find (else SIGSEGV).
+  ASSERT_TRUE(a.FillHole(0, 4)) << "the old range was mapped by someone else";
+  Fill(a.page(1), 1, 'n');
   EXPECT_EQ(u.sleepers().total, 1) << "the move woke the faulter";
 
   ASSERT_EQ(u.Copy(a.page(5), src.base(), kPage).rc, 0);  // the page's new address
   EXPECT_EQ(u.sleepers().total, 1) << "an install at the new address woke the faulter";
   EXPECT_FALSE(touch.done());
 
-  // Something at A for the retried access to find (else: SIGSEGV).
-  ASSERT_TRUE(a.FillHole(0, 4)) << "the old range was mapped by someone else";
-  Fill(a.page(1), 1, 'n');
   ASSERT_EQ(u.Wake(a.page(1), kPage), 0);
   ASSERT_TRUE(touch.WaitDone());
   EXPECT_EQ(seen.load(), 'n') << "the woken thread read the moved page, not the old address";
