@@ -146,8 +146,11 @@ TEST(UffdContract, MunmapReturnsOnceItsUnmapEventIsReadNotHandled) {
   RawUffd u;
   if (auto why = u.Open(kEvents); !why.empty()) GTEST_SKIP() << why;
   ASSERT_EQ(u.Register(a.base(), 2 * kPage), 0);
-  EXPECT_TRUE(ReturnsOnceItsEventIsRead(u, [&] { ASSERT_EQ(munmap(a.base(), 2 * kPage), 0); }));
+  int rc = -1;
+  bool returned_first = ReturnsOnceItsEventIsRead(u, [&] { rc = munmap(a.base(), 2 * kPage); });
+  EXPECT_EQ(rc, 0);
   a.release();
+  EXPECT_TRUE(returned_first) << "munmap returned only once the handler was done with the event";
 }
 
 TEST(UffdContract, DontneedReturnsOnceItsRemoveEventIsReadNotHandled) {
@@ -156,7 +159,10 @@ TEST(UffdContract, DontneedReturnsOnceItsRemoveEventIsReadNotHandled) {
   RawUffd u;
   if (auto why = u.Open(kEvents); !why.empty()) GTEST_SKIP() << why;
   ASSERT_EQ(u.Register(a.base(), 2 * kPage), 0);
-  EXPECT_TRUE(ReturnsOnceItsEventIsRead(u, [&] { ASSERT_EQ(madvise(a.base(), 2 * kPage, MADV_DONTNEED), 0); }));
+  int rc = -1;
+  bool returned_first = ReturnsOnceItsEventIsRead(u, [&] { rc = madvise(a.base(), 2 * kPage, MADV_DONTNEED); });
+  EXPECT_EQ(rc, 0);
+  EXPECT_TRUE(returned_first) << "madvise returned only once the handler was done with the event";
   EXPECT_EQ(Residency(a.base(), 2), "00");  // zapped after the read, before the return
 }
 
@@ -167,10 +173,12 @@ TEST(UffdContract, MremapReturnsOnceItsRemapEventIsReadNotHandled) {
   // (see the mremap tests), a second event this check does not read.
   if (auto why = u.Open(UFFD_FEATURE_EVENT_REMAP); !why.empty()) GTEST_SKIP() << why;
   ASSERT_EQ(u.Register(a.base(), 2 * kPage), 0);
-  EXPECT_TRUE(ReturnsOnceItsEventIsRead(u, [&] {
-    ASSERT_EQ(mremap(a.base(), 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, a.page(2)), a.page(2));
-  }));
+  void* to = nullptr;
+  bool returned_first = ReturnsOnceItsEventIsRead(
+      u, [&] { to = mremap(a.base(), 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, a.page(2)); });
+  ASSERT_EQ(to, a.page(2));
   EXPECT_TRUE(a.FillHole(0, 2));
+  EXPECT_TRUE(returned_first) << "mremap returned only once the handler was done with the event";
 }
 
 // ============================================================ fork
