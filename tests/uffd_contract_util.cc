@@ -111,30 +111,33 @@ int RawUffd::Register(void* addr, size_t len, uint64_t mode) const {
   return ioctl(fd(), UFFDIO_REGISTER, &r) == 0 ? 0 : errno;
 }
 
-RangeResult RawUffd::Copy(void* dst, const void* src, size_t len, uint64_t mode) const {
-  uffdio_copy c{};
-  c.dst = reinterpret_cast<uintptr_t>(dst);
-  c.src = reinterpret_cast<uintptr_t>(src);
-  c.len = len;
-  c.mode = mode;
+namespace {
+
+// Issues UFFDIO_COPY or UFFDIO_MOVE (same layout: dst, src, len, mode, then
+// the progress field the kernel writes back).
+template <typename Arg>
+RangeResult RangeIoctl(int fd, unsigned long request, const void* dst, const void* src, size_t len, uint64_t mode,
+                       __s64 Arg::*progress) {
+  Arg a{};
+  a.dst = reinterpret_cast<uintptr_t>(dst);
+  a.src = reinterpret_cast<uintptr_t>(src);
+  a.len = len;
+  a.mode = mode;
   RangeResult r;
-  r.rc = ioctl(fd(), UFFDIO_COPY, &c);
+  r.rc = ioctl(fd, request, &a);
   r.err = r.rc == 0 ? 0 : errno;
-  r.progress = c.copy;
+  r.progress = a.*progress;
   return r;
 }
 
+}  // namespace
+
+RangeResult RawUffd::Copy(void* dst, const void* src, size_t len, uint64_t mode) const {
+  return RangeIoctl(fd(), UFFDIO_COPY, dst, src, len, mode, &uffdio_copy::copy);
+}
+
 RangeResult RawUffd::Move(void* dst, void* src, size_t len, uint64_t mode) const {
-  uffdio_move m{};
-  m.dst = reinterpret_cast<uintptr_t>(dst);
-  m.src = reinterpret_cast<uintptr_t>(src);
-  m.len = len;
-  m.mode = mode;
-  RangeResult r;
-  r.rc = ioctl(fd(), UFFDIO_MOVE, &m);
-  r.err = r.rc == 0 ? 0 : errno;
-  r.progress = m.move;
-  return r;
+  return RangeIoctl(fd(), UFFDIO_MOVE, dst, src, len, mode, &uffdio_move::move);
 }
 
 int RawUffd::Wake(void* addr, size_t len) const {
