@@ -235,5 +235,39 @@ TEST(UffdContract, MoveOnAStagingUffdIgnoresAnEventPendingOnTheRegionsUffd) {
   EXPECT_EQ(Residency(l.region.base(), 2), "00");
 }
 
+// Same staging layout, with an mremap of the region in flight: mm/mremap.c
+// moves the VMA and its pages first, and only after mmap_write_unlock() queues
+// the REMAP (do_mremap: mremap_userfaultfd_complete). Until the pager reads
+// it, a MOVE from the old address finds no VMA there: mm/userfaultfd.c
+// find_vmas_mm_locked(), `vma = vma_lookup(mm, src_start); if (!vma) return
+// -ENOENT;`. ENOENT then means "moved elsewhere", not "gone".
+// libpager: evictor.cc DeactivateRun takes ENOENT for "it went away ... the
+// page reads as zeros" and discards the page's state.
+TEST(UffdContract, MoveFromARangeMremappedAwayFailsWithEnoentBeforeTheRemapIsRead) {
+  Layout l(2);
+  Area moved_to(2);
+  RawUffd region_uffd, staging_uffd;
+  if (auto why = region_uffd.Open(UFFD_FEATURE_EVENT_REMAP); !why.empty()) GTEST_SKIP() << why;
+  if (auto why = staging_uffd.Open(kMoveFeatures); !why.empty()) GTEST_SKIP() << why;
+  ASSERT_EQ(region_uffd.Register(l.region.base(), 2 * kPage), 0);
+  ASSERT_EQ(staging_uffd.Register(l.staging.base(), 2 * kPage), 0);
+
+  Background mremap_away(region_uffd, [&] {
+    mremap(l.region.base(), 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, moved_to.base());
+  });
+  ASSERT_TRUE(WaitUntil([&] { return region_uffd.HasMessage(); })) << "no REMAP event queued";
+
+  RangeResult from_old = staging_uffd.Move(l.staging.base(), l.region.base(), kPage);
+  EXPECT_EQ(from_old.err, ENOENT);
+  EXPECT_EQ(from_old.progress, -ENOENT);
+  EXPECT_EQ(staging_uffd.Move(l.staging.base(), moved_to.base(), kPage).rc, 0);  // the page is there
+
+  auto ev = region_uffd.Read();
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->event, UFFD_EVENT_REMAP);
+  ASSERT_TRUE(mremap_away.WaitDone());
+  EXPECT_TRUE(l.region.FillHole(0, 2));
+}
+
 }  // namespace
 }  // namespace uffd_contract
