@@ -92,7 +92,7 @@ TEST_P(FaultTest, ConcurrentFaultsOnOnePageAreServedOnce) {
 // (madvise(MADV_RANDOM) of alternate slices, mprotect of a few pages): the
 // swap-in read-ahead and the eviction runs then cross VMA boundaries, which
 // UFFDIO_COPY and UFFDIO_MOVE refuse whole with ENOENT
-// (UffdContract.CopyAcrossTwoVmas*). Taken for "region gone", that discarded
+// (UffdContractSplit.CopyAcrossTwoVmas*). Taken for "region gone", that discarded
 // every page of the run: most pages read back as zeros, with no error.
 TEST_P(FaultTest, Issue9PagesAcrossVmaSplitsMadeAfterSwapOutReadBack) {
   const uint64_t limit = 256;

@@ -183,7 +183,7 @@ TEST_P(Lifecycle, ForkedChildReadsPagesEvictedBeforeTheFork) {
 }
 
 // Issue 9, problem 3: mremap growing a region raises no event for the tail
-// (UffdContract.MremapGrow*), so the pager never knew it: mapped_bytes
+// (UffdContract.MremapGrowth*), so the pager never knew it: mapped_bytes
 // stayed at the old size (and later wrapped below zero), and destroying the
 // pager left the tail's swapped pages behind (zeros).
 TEST_P(Lifecycle, Issue9GrownTailIsCountedAndBroughtHome) {
@@ -210,7 +210,7 @@ TEST_P(Lifecycle, Issue9UnmapOfAGrownRegionLeavesNothingMapped) {
 }
 
 // Issue 9, problem 2: munmap returns once the pager has *read* the UNMAP
-// event (UffdContract.MunmapReturnsOnceTheEventIsRead). A region adopted at
+// event (UffdContract.MunmapReturnsOnceItsUnmapEventIsReadNotHandled). A region adopted at
 // the same address right after was erased by the late handling of that
 // event: Unmap refused it, and destroying the pager skipped it. A large
 // region makes the event's handling long, so the race is met.
@@ -261,7 +261,7 @@ TEST_P(Lifecycle, Issue9ConcurrentBeginForkCallsEachHoldEvictionUntilTheirEndFor
 }
 
 // Issue 9, problem 10: mlock of part of the memory. UFFDIO_MOVE refuses
-// mlocked pages (UffdContract.MoveFromAnMlockedVma*): they stay, counted as
+// mlocked pages (UffdContract.MoveFromAReadOnlyProtNoneOrMlockedSourceFailsWithEinval): they stay, counted as
 // refusals, and the others are evicted around them. Unlocked, they go.
 TEST_P(Lifecycle, Issue9MlockedPagesStayAndAreEvictedOnceUnlocked) {
   for (size_t i = 0; i < kLimit / 2; i++) ASSERT_TRUE(CheckPage(page(i), i, 1));
@@ -279,7 +279,7 @@ TEST_P(Lifecycle, Issue9MlockedPagesStayAndAreEvictedOnceUnlocked) {
 
 // Issue 9, problem 13: a thread asleep on a swap-in whose region is moved
 // away slept forever: the read's install happens at the new address, and the
-// kernel wakes no one at the old one (UffdContract.MremapDoesNotWake*). With
+// kernel wakes no one at the old one (UffdContract.FaulterAsleepAtAnAddressMremappedAway*). With
 // MREMAP_DONTUNMAP the old range stays mapped and registered, and empty: the
 // sleeper, woken, reads zeros there; the page is at the new address.
 TEST_P(Lifecycle, Issue9ThreadAsleepOnASwapInIsWokenWhenTheRegionMoves) {

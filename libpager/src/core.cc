@@ -304,7 +304,7 @@ void PagerCore::HandleRemap(uintptr_t from_addr, uintptr_t to_addr, uint64_t len
   regions_.Add(to_addr, len);
   // Threads asleep on a swap-in at the old address were waiting for an
   // install there that will now happen at the new one: wake them to re-fault
-  // (UffdContract.MremapDoesNotWakeFaultersAtTheOldAddress).
+  // (UffdContract.FaulterAsleepAtAnAddressMremappedAwayIsWokenOnlyByWakeAtTheOldAddress).
   uffd_.Wake(from_addr, pages);
 }
 

@@ -16,7 +16,7 @@
 // move and the madvise (mremap with MREMAP_DONTUNMAP leaves a registered,
 // empty range), and populating a missing page of a registered range raises a
 // uffd fault, which the pager thread must be free to serve
-// (UffdContract.PopulateWriteOfAMissingPageRaisesAFault). If the range was
+// (UffdContract.PopulateWriteOnAMissingPageRaisesAFaultAndWaitsForIt). If the range was
 // unmapped and its addresses reused meanwhile, the populate touches the new
 // mapping's pages: a waste, never a change of data.
 //

@@ -158,15 +158,18 @@ uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
     unsigned char in_core;
     if (r.stop == UffdStop::kGone && mincore(reinterpret_cast<void*>(addr), kPageSize, &in_core) == 0) {
       // Mapped, but not present: dropped without an event we will read
-      // (LIBPAGER_DISABLE=remove, or one we lost track of). The kernel's
-      // view wins: the page reads as zeros.
+      // (LIBPAGER_DISABLE=remove), or moved by mremap with MREMAP_DONTUNMAP,
+      // which leaves the old range mapped and empty, its REMAP not yet read
+      // (UffdContract.MoveFromARangeMremappedAway*). Either way nothing is
+      // here to keep: the page reads as zeros at this address, and a moved
+      // page, present at its new address, only goes uncounted.
       Discard(first + i, 1, false);
     } else {
       if (r.stop == UffdStop::kGone) {
         // Not mapped at all: munmap or mremap moved it away, and its event
         // is on its way (the move is issued on the staging uffd, which does
         // not see the regions' pending events). Left alone; the event says
-        // where the page went (UffdContract.MoveDoesNotSeeEventsOfTheSourceUffd).
+        // where the page went (UffdContract.MoveOnAStagingUffdIgnoresAnEvent*).
         mm_changing_ = true;
       } else if (r.stop == UffdStop::kRefused) {
         // EBUSY: pinned (O_DIRECT in flight), or not exclusive since a fork

@@ -7,7 +7,7 @@
 // a region adopted at the same address meanwhile).
 //
 // The set can lag the kernel in one way: mremap growing a registered range in
-// place raises no event (UffdContract.MremapGrowInPlace*), and the grown tail
+// place raises no event (UffdContract.MremapGrowthInPlaceRaisesNoEventAndTheTailIsRegistered), and the grown tail
 // is registered. A fault outside every known range is such a tail: the pager
 // learns its extent from /proc/self/maps (LearnFrom). Bringing pages home
 // does not depend on the set: it walks the page table.

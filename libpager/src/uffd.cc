@@ -69,7 +69,7 @@ std::string KernelRelease() {
 // EBUSY when the second VMA or page refuses): the length is halved until the
 // part before the boundary goes through, then grows again. Only a single page
 // that fails is reported, with its typed reason. Contract tests:
-// UffdContract.CopyAcrossTwoVmas*, MoveAcrossTwoVmas*, Partial*.
+// UffdContractSplit.CopyAcrossTwoVmas*, MoveAcrossTwoVmas*, Partial*.
 template <class Attempt>
 UffdRun Drive(size_t pages, bool is_move, bool* present_skipped, Attempt attempt) {
   UffdRun run;
@@ -240,7 +240,7 @@ UffdRun Uffd::Copy(uintptr_t dst, const void* src, size_t pages) const {
     return c.copy != 0 ? c.copy : -errno;
   });
   // A failed ioctl wakes nobody: a thread waiting on a page found present
-  // would sleep forever (UffdContract.EexistDoesNotWake).
+  // would sleep forever (UffdContract.EexistDoesNotWakeTheFaulter).
   if (present_skipped) Wake(dst, run.done);
   return run;
 }

@@ -3,18 +3,23 @@
 // caller can take "this run crosses a VMA boundary" for "this range is gone"
 // and discard pages the program still has.
 //
-// Kernel behaviour relied on here, each pinned by tests/uffd_contract_test.cc:
-//  - an install or move whose run spans two VMAs fails whole with ENOENT and
-//    no progress (the kernel checks the run against one VMA up front): the run
-//    is split and retried here, never reported to the caller;
+// Kernel behaviour relied on here, each pinned by a test of
+// tests/uffd_contract_*_test.cc (UffdContract.*):
+//  - an install whose run spans two VMAs fails whole with ENOENT and no
+//    progress, a move with EINVAL (the kernel checks the run against one VMA
+//    up front: CopyAcrossTwoVmas*, MoveAcrossTwoSourceVmas*): the run is
+//    split and retried here, never reported to the caller;
 //  - a run stopped part-way reports its progress and fails with EAGAIN (an
-//    already-present page in a COPY, an absent source page in a MOVE): the
-//    rest is retried here from where it stopped;
-//  - EAGAIN with no progress means the mm is changing (a fork, mremap, munmap
-//    or madvise event is queued and not yet read): kMmChanging, retry after
-//    reading events;
+//    already-present page in a COPY, an absent source page in a MOVE:
+//    CopyMeetingAPresentPage*, MoveStoppingAtAnAbsentSourcePage*): the rest
+//    is retried here from where it stopped, which gives the real error;
+//  - EAGAIN with no progress means the mm is changing: an event is queued on
+//    *this* uffd and not yet read (MoveAndCopyWhileAnEventIsUnread*). A move
+//    issued on the staging uffd never sees the regions' events
+//    (MoveOnAStagingUffdIgnoresAnEvent*): callers must not rely on it;
 //  - EEXIST from an install does not wake the faulting thread (seen ~1 in 1.5M
-//    faults here, shared/PLATFORM.md): the run is woken explicitly;
+//    faults here, shared/PLATFORM.md; EexistDoesNotWakeTheFaulter): the run is
+//    woken explicitly;
 //  - a uffd opened without O_NONBLOCK reports POLLERR from poll().
 #pragma once
 
@@ -90,7 +95,9 @@ class Uffd {
   // Pages already present are skipped (and woken).
   UffdRun Copy(uintptr_t dst, const void* src, size_t pages) const;
   // Moves present pages from src to dst (a hole in an area registered with
-  // this uffd), without waking anyone.
+  // this uffd), without waking anyone. kRefused: EBUSY (pinned, or not
+  // exclusive since a fork: MoveOfAPageSharedWithAForkChild*) or EINVAL (a
+  // read-only, PROT_NONE or mlocked source: MoveFromAReadOnlyProtNone*).
   UffdRun Move(uintptr_t dst, uintptr_t src, size_t pages) const;
   void Wake(uintptr_t addr, size_t pages) const;
   // Makes pages raise SIGBUS on touch and wakes their waiters (they get it).

@@ -51,3 +51,43 @@ struct uffdio_poison {
 #define USERFAULTFD_IOC 0xAA
 #define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)  // /dev/userfaultfd, 6.1
 #endif
+
+// PAGEMAP_SCAN (6.7): an ioctl on /proc/<pid>/pagemap that reports page
+// categories by range and can write-protect what it matches; with
+// UFFD_FEATURE_WP_ASYNC, "written" means "no uffd-wp bit on the pte".
+// The headers that have it put it in <linux/fs.h>; older ones get it here.
+#include <linux/version.h>
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+#include <linux/fs.h>
+#else
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define PAGE_IS_HUGE (1 << 6)
+#define PAGE_IS_SOFT_DIRTY (1 << 7)  // 6.8
+struct page_region {
+  __u64 start;
+  __u64 end;         // exclusive
+  __u64 categories;  // PAGE_IS_*
+};
+#define PM_SCAN_WP_MATCHING (1 << 0)    // write-protect the pages matched
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)  // fail on a page not under WP_ASYNC
+struct pm_scan_arg {
+  __u64 size;  // sizeof(struct pm_scan_arg)
+  __u64 flags;
+  __u64 start;
+  __u64 end;
+  __u64 walk_end;  // out: where the walk stopped
+  __u64 vec;       // struct page_region[vec_len]
+  __u64 vec_len;
+  __u64 max_pages;
+  __u64 category_inverted;
+  __u64 category_mask;
+  __u64 category_anyof_mask;
+  __u64 return_mask;
+};
+#endif

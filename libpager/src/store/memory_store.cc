@@ -49,9 +49,12 @@ uint64_t MonotonicNs() {
 }
 }  // namespace
 
-// The bytes moved at Submit; only the news of it is late. The pager never
-// has a read and a write of one slot in flight at once, so when the copy
-// happens inside the op's lifetime cannot matter to it.
+// The bytes moved at Submit; only the news of it is late. A real store may
+// move them at any time before completing, and the pager can have a read and
+// a write of one slot in flight at once: a page discarded during its swap-in
+// frees its slot at once, and a write may take it. The read's bytes are then
+// ignored (its page no longer names the op, core.h), so neither order, nor
+// this store's, changes what the pager keeps.
 void MemoryStore::Complete(StoreOp* op) {
   const uint32_t max_us = delay_us_.load();
   if (max_us == 0) {
