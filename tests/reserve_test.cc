@@ -118,7 +118,7 @@ void OnPagerThread(const ReserveArena* a, Fn fn) {
 }
 
 TEST(ReserveAccounting, StagingAndArenaShareOneLevel) {
-  auto r = Reserve::Create(8u << 20);
+  auto r = Reserve::Create(8u << 20, Reserve::ArenaBytes(8u << 20, 0));
   ASSERT_TRUE(r.ok());
   Reserve& res = **r;
   ReserveArena* a = res.arena();
@@ -146,7 +146,7 @@ TEST(ReserveAccounting, StagingAndArenaShareOneLevel) {
 }
 
 TEST(ReserveAccounting, BelowHalfIsTheThrottlePoint) {
-  auto r = Reserve::Create(8u << 20);
+  auto r = Reserve::Create(8u << 20, Reserve::ArenaBytes(8u << 20, 0));
   ASSERT_TRUE(r.ok());
   Reserve& res = **r;
   std::vector<std::byte*> runs;
@@ -202,7 +202,7 @@ TEST(ReserveArena, PlainMallocOnAPagerThreadComesFromThePool) {
 }
 
 TEST(ReserveArena, ItsOwnShareCannotHoldThePoolBelowHalf) {
-  auto r = Reserve::Create(8u << 20);
+  auto r = Reserve::Create(8u << 20, Reserve::ArenaBytes(8u << 20, 0));
   ASSERT_TRUE(r.ok());
   ReserveArena* a = (*r)->arena();
   ASSERT_NE(a, nullptr);
@@ -247,8 +247,8 @@ TEST(ReserveArena, ExhaustionFallsBackToOrdinaryMemory) {
 // Reserve and counted whole in every pager's level, one pager's allocations
 // held another below half for good, and its faults parked forever.
 TEST(ReserveAccounting, OnePagersDebtDoesNotThrottleAnother) {
-  auto first = Reserve::Create(16u << 20);
-  auto second = Reserve::Create(1u << 20);
+  auto first = Reserve::Create(16u << 20, Reserve::ArenaBytes(16u << 20, 0));
+  auto second = Reserve::Create(1u << 20, Reserve::ArenaBytes(1u << 20, 0));
   ASSERT_TRUE(first.ok() && second.ok());
   ReserveArena* a = (*first)->arena();
   ASSERT_NE(a, nullptr);
@@ -267,11 +267,11 @@ TEST(ReserveAccounting, OnePagersDebtDoesNotThrottleAnother) {
 TEST(ReserveArena, AReleasedArenaIsReusedBySameSizedReserve) {
   ReserveArena* before = nullptr;
   {
-    auto r = Reserve::Create(5u << 20);
+    auto r = Reserve::Create(5u << 20, Reserve::ArenaBytes(5u << 20, 0));
     ASSERT_TRUE(r.ok());
     before = (*r)->arena();
   }
-  auto r = Reserve::Create(5u << 20);
+  auto r = Reserve::Create(5u << 20, Reserve::ArenaBytes(5u << 20, 0));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)->arena(), before) << "locked memory must stay bounded by the pagers alive at once";
 }

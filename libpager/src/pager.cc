@@ -140,7 +140,15 @@ Status Pager::Impl::Start() {
   if (!f.event_remove) {
     PAGER_LOG_WARN("userfaultfd: no REMOVE events: MADV_DONTNEED on paged memory may read back stale data");
   }
-  auto reserve = Reserve::Create(cfg_.EffectiveReserve());
+  if (!store_) {
+    auto st = OpenStore(cfg_.EffectiveSwap(), cfg_.swap_max, cfg_.connect_timeout_ms);
+    if (!st.ok()) return st.status();
+    store_ = std::move(*st);
+  }
+  // Everything in flight lives in the staging pages: the store's buffers for
+  // as much again go in the arena.
+  const uint64_t reserve_bytes = cfg_.EffectiveReserve();
+  auto reserve = Reserve::Create(reserve_bytes, Reserve::ArenaBytes(reserve_bytes, store_->buffer_bytes(reserve_bytes)));
   if (!reserve.ok()) return reserve.status();
   // Frames for the inactive stage plus every page a write in flight could
   // hand back on failure: a refused write always finds a frame.
@@ -156,8 +164,7 @@ Status Pager::Impl::Start() {
 
   if (cfg_.publish_stats) {
     // Before the store connects: a pager waiting for its server is visible.
-    StatsSegment::Info info{cfg_.memory_limit, cfg_.EffectiveReserve(),
-                            store_ ? store_->Describe() : cfg_.EffectiveSwap(), f.ToString()};
+    StatsSegment::Info info{cfg_.memory_limit, reserve_bytes, store_->Describe(), f.ToString()};
     auto seg = StatsSegment::Create(cfg_.stats_dir, info);
     if (seg.ok()) {
       segment_ = std::move(*seg);
@@ -168,11 +175,6 @@ Status Pager::Impl::Start() {
     }
   }
 
-  if (!store_) {
-    auto st = OpenStore(cfg_.EffectiveSwap(), cfg_.swap_max, cfg_.connect_timeout_ms);
-    if (!st.ok()) return st.status();
-    store_ = std::move(*st);
-  }
   features_ = f.ToString();
   // The core exists before the store starts: the store's threads bind to its
   // reserve arena (OnThreadStart) as they start.

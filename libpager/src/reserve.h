@@ -33,8 +33,9 @@ namespace pager {
 
 class ReserveArena;
 
-// Runs of pages inside one mapping, first fit from a rotating hint. The
-// mapping is small (thousands of pages), so a bitmap scan is cheap enough.
+// Runs of pages inside one mapping: large runs first fit from the bottom,
+// small ones last fit from the top. The mapping is small (thousands of
+// pages), so a bitmap scan is cheap enough.
 class PageRuns {
  public:
   PageRuns() = default;
@@ -60,26 +61,26 @@ class PageRuns {
   uint64_t total_ = 0;
   std::mutex mu_;
   std::vector<uint64_t> used_;  // bitmap, guarded by mu_
-  uint64_t hint_ = 0;           // guarded by mu_
+  static constexpr uint64_t kLargePages = 64;  // 256 KiB and more: from the bottom
   std::atomic<uint64_t> used_pages_{0};
 };
 
 class Reserve {
  public:
   // A pool of `bytes` (rounded up to pages) of staging pages, mapped,
-  // pre-faulted and mlocked here, plus this pager's reserve arena of 3/5 of
-  // that size (so 3/8 of the whole pool).
-  // Where RLIMIT_MEMLOCK forbids the lock, the pool stays pre-faulted and a
-  // warning is logged once. Without an arena (jemalloc refused) the pool is
-  // all staging pages.
-  static Result<std::unique_ptr<Reserve>> Create(uint64_t bytes);
+  // pre-faulted and mlocked here, plus this pager's reserve arena of
+  // `arena_bytes` (ArenaBytes). Where RLIMIT_MEMLOCK forbids the lock, the
+  // pool stays pre-faulted and a warning is logged once. Without an arena
+  // (jemalloc refused) the pool is all staging pages.
+  static Result<std::unique_ptr<Reserve>> Create(uint64_t bytes, uint64_t arena_bytes);
   ~Reserve();
   Reserve(const Reserve&) = delete;
   Reserve& operator=(const Reserve&) = delete;
-  // The arena's region a pool of `bytes` comes with (3/5 of it):
-  // locked memory on top of the pool's own (pagerctl check weighs both
-  // against RLIMIT_MEMLOCK).
-  static uint64_t ArenaBytes(uint64_t bytes);
+  // The arena's region for a pool of `bytes` whose store needs
+  // `store_buffer_bytes` (Store::buffer_bytes of the whole pool in flight):
+  // 3/5 of the pool, or what the store needs if more. Locked memory on top of
+  // the pool's own (pagerctl check weighs both against RLIMIT_MEMLOCK).
+  static uint64_t ArenaBytes(uint64_t bytes, uint64_t store_buffer_bytes);
 
   // `pages` contiguous staging pages, or nullptr if there is no such run.
   std::byte* AllocPages(uint32_t pages);

@@ -6,10 +6,13 @@
 // neighbours in memory) are read back together by read-ahead.
 //
 // Each slot carries the checksum of what was written to it: 8 bytes a slot.
+// Both maps grow with the swap in use: metadata (meta_alloc.h), not pool.
 #pragma once
 
 #include <cstdint>
 #include <vector>
+
+#include "meta_alloc.h"
 
 namespace pager {
 
@@ -42,8 +45,8 @@ class SlotAllocator {
   uint64_t capacity_ = 0;
   uint64_t cursor_ = 0;
   uint64_t in_use_ = 0;
-  std::vector<uint64_t> bits_;
-  std::vector<uint64_t> checksums_;
+  std::vector<uint64_t, MetaAllocator<uint64_t>> bits_;
+  std::vector<uint64_t, MetaAllocator<uint64_t>> checksums_;
 };
 
 }  // namespace pager

@@ -85,6 +85,15 @@ class PAGER_EXPORT Store {
   // Largest run the store handles in one op (the pager splits larger ones).
   virtual uint32_t max_pages_per_op() const { return 256; }
 
+  // Bytes the store's threads allocate to carry ops of `in_flight_bytes` in
+  // all at once (libnfs copies each WRITE's payload into a send buffer and
+  // each READ reply into a receive buffer). The pager sizes its reserve arena
+  // to hold them, so that write-back never allocates from ordinary memory.
+  virtual uint64_t buffer_bytes(uint64_t in_flight_bytes) const {
+    (void)in_flight_bytes;
+    return 0;
+  }
+
   // Human-readable location, e.g. "file /var/tmp/libpager-host-123.swap".
   virtual std::string Describe() const = 0;
 };

@@ -86,6 +86,12 @@ class NfsStore final : public Store {
   void Submit(StoreOp* op) override;
   void Stop() override;
   uint32_t max_pages_per_op() const override { return kMaxXfer / kPageSize; }
+  // One copy of every payload in flight, in jemalloc's size classes (a 1 MiB
+  // + header buffer takes a 1.25 MiB class), and each connection's own
+  // context and socket buffers.
+  uint64_t buffer_bytes(uint64_t in_flight_bytes) const override {
+    return in_flight_bytes / 4 * 5 + static_cast<uint64_t>(url_.conns) * (512u << 10);
+  }
   std::string Describe() const override {
     return "nfs " + url_.host + ":" + (url_.port.empty() ? "2049" : url_.port) + url_.path + "/" + file_ +
            " (v" + std::to_string(url_.version) + ", " + std::to_string(url_.conns) + " conn" +
