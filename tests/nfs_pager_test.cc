@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -339,6 +340,29 @@ TEST_P(NfsPager, ServerStoppedTenSecondsThenContinuedCompletes) {
   // A stopped server keeps its connections: 10 s is under the 30 s RPC
   // timeout, so the store waits instead of reconnecting.
   EXPECT_FALSE(log.seen[static_cast<int>(BackendState::kReconnecting)]);
+}
+
+// Issue 9, problem 13: destroying the pager while the server is away. Its
+// swapped pages exist only on the server, so ~Pager waits for it, as the
+// program's own faults would (hard-mount semantics, docs/nfs.md), and
+// completes with every byte once the server is back. It never returns early
+// leaving pages that read zeros.
+TEST_P(NfsPager, Issue9DestroyedWhileTheServerIsStoppedItWaitsAndLosesNothing) {
+  auto pager = CreatePager();
+  ASSERT_TRUE(pager);
+  auto mem = pager->Map(kPages * kPageSize);
+  ASSERT_TRUE(mem.ok());
+  auto* base = static_cast<unsigned char*>(*mem);
+  FillPages(base, kPages, 1);
+  pager->Sync();
+  ASSERT_GT(pager->GetStats().swapped_pages, kPages / 2);
+  server_.Pause();
+  auto destroyed = std::async(std::launch::async, [&] { pager.reset(); });
+  EXPECT_EQ(destroyed.wait_for(3s), std::future_status::timeout) << "~Pager returned with the server stopped";
+  server_.Resume();
+  ASSERT_EQ(destroyed.wait_for(60s), std::future_status::ready) << "~Pager did not finish after SIGCONT";
+  EXPECT_EQ(FirstWrongPage(base, kPages, 1), -1) << "every page must be home, as plain memory";
+  munmap(base, kPages * kPageSize);
 }
 
 // ---- start-up errors ----------------------------------------------------------
