@@ -2,10 +2,12 @@
 // See docs/preload.md for what is paged and what each variable does.
 //
 // Start-up runs in a constructor, before the program's own: read and check
-// every variable, create the unpaged arena, start the pager (any failure: one
-// line on stderr and exit status 127, the program never runs), then bind the
-// calling thread to a paged arena. In a setuid/setgid program (AT_SECURE)
-// nothing happens at all: the heap is jemalloc's, unpaged.
+// every variable, check that userfaultfd and the swap location can work (any
+// failure: one line on stderr and exit status 127, the program never runs),
+// create the unpaged arena, then bind the calling thread to a paged arena.
+// The pager itself starts later, when the program has memory worth paging
+// (start.cc; LIBPAGER_START_AT=0 starts it here). In a setuid/setgid program
+// (AT_SECURE) nothing happens at all: the heap is jemalloc's, unpaged.
 //
 // Fork (pthread_atfork). Without UFFD_EVENT_FORK a child's copy of paged
 // memory is unregistered plain memory, and would read zeros where the parent
@@ -15,8 +17,8 @@
 //  - parent: EndFork resumes paging;
 //  - child: the parent's pager is abandoned (its threads do not exist here;
 //    the object is leaked, the child's copies of its userfaultfds are
-//    closed), and the child gets a pager of its own, started lazily by its
-//    first paged allocation or mmap, so fork+exec pays nothing in the child.
+//    closed), and the child gets a pager of its own, started by the same rule
+//    as the parent's (start.cc), so fork+exec pays nothing in the child.
 //    New heap allocations come from fresh paged arenas; what the child
 //    inherited stays plain memory.
 #include <dirent.h>
@@ -31,9 +33,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "pager/features.h"
 #include "pager/pager.h"
 #include "pager/units.h"
 #include "log.h"  // libpager's own (libpager/src)
@@ -53,10 +58,11 @@ constexpr int kMaxUffds = 8;
 Settings g_settings;
 Config* g_config = nullptr;  // allocated in pager context
 std::atomic<Pager*> g_pager{nullptr};
-// A fork child whose pager has not started yet.
-std::atomic<bool> g_child_pending{false};
-bool g_active = false;  // paging is configured in this process
-pthread_mutex_t g_start_mu = PTHREAD_MUTEX_INITIALIZER;
+// Paging is configured and the pager has not failed to start.
+std::atomic<bool> g_active{false};
+// The store Init checked, handed to the pager when it starts (not in a fork
+// child, which opens its own).
+Store* g_store = nullptr;
 int g_uffds[kMaxUffds];  // the running pager's userfaultfds
 int g_nuffds = 0;
 
@@ -88,6 +94,12 @@ Status ReadSettings(Settings* s) {
   }
   Status st = ReadFlag("LIBPAGER_HEAP", &s->page_heap);
   if (!st.ok()) return st;
+  if (const char* v = getenv("LIBPAGER_START_AT")) {
+    auto r = ParseSize(v);
+    if (!r.ok()) return Status::Error(std::string("LIBPAGER_START_AT='") + v + "': " + r.status().message());
+    s->start_at = *r;
+    s->start_at_set = true;
+  }
   const char* v = getenv("LIBPAGER_STATS_AT_EXIT");
   if (v == nullptr || strcmp(v, "0") == 0) return Status();
   // A duplicate, taken now: programs like sort(1) close stderr before exit.
@@ -140,10 +152,11 @@ void UnlinkLocalSwapFile(const Config& cfg) {
   closedir(d);
 }
 
-// Caller holds g_start_mu, in pager context.
+// In pager context; one caller at a time (start.cc claims the start).
 Pager* StartPager(std::string* err) {
   std::vector<int> before = UffdFds();
-  auto r = Pager::Create(*g_config);
+  std::unique_ptr<Store> store(std::exchange(g_store, nullptr));
+  auto r = store ? Pager::Create(*g_config, std::move(store)) : Pager::Create(*g_config);
   if (!r.ok()) {
     *err = r.status().message();
     return nullptr;
@@ -173,16 +186,36 @@ void ForkParent() {
 }
 
 void ForkChild() {
-  if (!g_active) return;
-  // The parent's pager: its threads are gone; leaked, never touched again.
+  if (!g_active.load()) return;
+  // The parent's pager (its threads are gone) and the store object it was
+  // to be given: leaked, never touched again.
   g_pager.store(nullptr);
-  g_start_mu = PTHREAD_MUTEX_INITIALIZER;
+  g_store = nullptr;
   // The child's copies would keep the parent's userfaultfd context alive
   // after the parent closes it.
   for (int i = 0; i < g_nuffds; i++) close(g_uffds[i]);
   g_nuffds = 0;
-  g_child_pending.store(true);
+  ResetStartAfterForkChild();
   HeapAfterForkChild();
+}
+
+// What a pager would need, checked now so that a process that cannot be
+// paged is refused before it runs, not when it first has memory to page.
+// Cheap: a userfaultfd handshake, and the store's own checks of its location
+// (a directory's existence and rights, an nfs:// URL's syntax; the server is
+// first contacted when the pager starts).
+Status CheckCanPage(const Config& cfg) {
+  KernelFeatures k = ProbeKernelFeatures();
+  if (!k.uffd.ok()) return k.uffd;
+  if (!k.move || ("," + cfg.disable_features + ",").find(",move,") != std::string::npos) {
+    // Pager::Create says why, naming the kernel: let it.
+    auto p = Pager::Create(cfg);
+    return p.ok() ? Status() : p.status();
+  }
+  auto store = OpenStore(cfg.EffectiveSwap(), cfg.swap_max, cfg.connect_timeout_ms);
+  if (!store.ok()) return store.status();
+  g_store = store->release();
+  return Status();
 }
 
 __attribute__((constructor)) void Init() {
@@ -193,18 +226,21 @@ __attribute__((constructor)) void Init() {
   if (!s.ok()) Refuse(s.message());
   s = cfg->Validate();
   if (!s.ok()) Refuse(s.message());
+  if (!g_settings.start_at_set) g_settings.start_at = cfg->memory_limit / 2;
   if (!HeapInit()) Refuse("jemalloc: cannot create the pager's arena");
   {
     PagerScope scope;
     g_config = new Config(*cfg);
-    pthread_mutex_lock(&g_start_mu);
-    std::string err;
-    Pager* p = StartPager(&err);
-    pthread_mutex_unlock(&g_start_mu);
-    if (p == nullptr) Refuse(err);
-    g_pager.store(p);
+    if (g_settings.start_at == 0) {
+      std::string err;
+      Pager* p = StartPager(&err);
+      if (p == nullptr) Refuse(err);
+      g_pager.store(p);
+    } else if (Status c = CheckCanPage(*g_config); !c.ok()) {
+      Refuse(c.message());
+    }
   }
-  g_active = true;
+  g_active.store(true);
   pthread_atfork(ForkPrepare, ForkParent, ForkChild);
   BindProgramThread();
 }
@@ -215,17 +251,23 @@ __attribute__((constructor)) void Init() {
 // Its threads end with the process.
 __attribute__((destructor)) void Fini() {
   if (!g_settings.stats_at_exit) return;
+  // A process whose pager never started (it never had memory worth paging)
+  // says so: started=0, zero counters.
   Pager* p = g_pager.load();
-  if (p == nullptr) return;
   PagerScope scope;
-  p->Sync();
-  Stats st = p->GetStats();
+  Stats st;
+  if (p != nullptr) {
+    p->Sync();
+    st = p->GetStats();
+  } else if (g_config != nullptr) {
+    st.limit_pages = g_config->memory_limit / kPageSize;
+  }
   char line[1024];
   int n = snprintf(line, sizeof line,
-          "libpager[%d]: stats: limit=%llu resident=%llu mapped=%llu heap_extents=%llu evictions=%llu written=%llu "
-          "clean=%llu swapins=%llu zero_faults=%llu inactive_faults=%llu bytes_written=%llu bytes_read=%llu "
-          "io_errors=%llu checksum_failures=%llu\n",
-          getpid(),
+          "libpager[%d]: stats: started=%d limit=%llu resident=%llu mapped=%llu heap_extents=%llu evictions=%llu "
+          "written=%llu clean=%llu swapins=%llu zero_faults=%llu inactive_faults=%llu bytes_written=%llu "
+          "bytes_read=%llu io_errors=%llu checksum_failures=%llu\n",
+          getpid(), p != nullptr ? 1 : 0,
           static_cast<unsigned long long>(st.limit_pages * kPageSize),
           static_cast<unsigned long long>(st.resident_pages * kPageSize),
           static_cast<unsigned long long>(st.mapped_bytes),
@@ -250,22 +292,24 @@ __attribute__((destructor)) void Fini() {
 
 const Settings& settings() { return g_settings; }
 
-Pager* CurrentPager() {
-  Pager* p = g_pager.load(std::memory_order_acquire);
-  if (p != nullptr || !g_child_pending.load(std::memory_order_acquire) || t_pager_thread) return p;
-  // A fork child's first paged allocation or mapping: start its own pager.
+Pager* RunningPager() { return g_pager.load(std::memory_order_acquire); }
+
+bool PagingWanted() { return g_active.load(std::memory_order_acquire); }
+
+void StartPagerLazily() {
   PagerScope scope;
-  pthread_mutex_lock(&g_start_mu);
-  p = g_pager.load();
-  if (p == nullptr && g_child_pending.load()) {
-    std::string err;
-    p = StartPager(&err);
-    if (p == nullptr) PAGER_LOG_WARN("fork child: cannot start a pager (%s); its new memory is not paged", err.c_str());
-    g_pager.store(p);
-    g_child_pending.store(false);
+  std::string err;
+  Pager* p = StartPager(&err);
+  if (p == nullptr) {
+    // The program is running: it cannot be refused now. Said once, loudly.
+    g_active.store(false);
+    std::string line = "libpager: cannot start the pager (" + err + "); this process goes on unpaged\n";
+    ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
+    (void)ignored;
+    return;
   }
-  pthread_mutex_unlock(&g_start_mu);
-  return p;
+  g_pager.store(p, std::memory_order_release);
+  AdoptPendingRanges(p);
 }
 
 }  // namespace pager::preload

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -228,12 +229,39 @@ TEST_F(PreloadTest, Issue9MunmapInASignalHandlerNeverHangs) {
   ASSERT_NO_FATAL_FAILURE(RunProbeOk("sigunmap 20000", "16M", &r));
 }
 
+// Issue 11: every process under the preload (each child of a paged shell)
+// paid ~0.1 s to start a pager it may never need. The pager now starts when
+// the memory it could page reaches LIBPAGER_START_AT (default: half the
+// limit): a small program starts none — no swap file, no stats segment.
+TEST_F(PreloadTest, AProgramWithLittleMemoryStartsNoPager) {
+  TempDir stats;
+  Env env = Paged("64M");
+  env.push_back({"LIBPAGER_STATS_DIR", stats.path()});
+  RunResult r = RunCommand(Probe("heap 4"), env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_NE(r.stats_text.find("started=0"), std::string::npos) << r.stats_text;
+  EXPECT_TRUE(std::filesystem::is_empty(swap_.path())) << "a swap file was made";
+  EXPECT_TRUE(std::filesystem::is_empty(stats.path())) << "a stats segment was published";
+  // Crossing the threshold starts it, and what was allocated before is paged.
+  r = RunCommand(Probe("heap 64"), Paged("16M"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.stats_text.find("started=1"), std::string::npos) << r.stats_text;
+  ExpectPaged(r, Busiest(r));
+  // LIBPAGER_START_AT=0: before main, as a program that must know at once.
+  env = Paged("64M");
+  env.push_back({"LIBPAGER_START_AT", "0"});
+  r = RunCommand(Probe("hello"), env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.stats_text.find("started=1"), std::string::npos) << r.stats_text;
+}
+
 TEST_F(PreloadTest, BadVariableRefusesToRunTheProgram) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"LIBPAGER_LIMIT", "lots"},          {"LIBPAGER_LIMIT", "<unset>"},
       {"LIBPAGER_MMAP_THRESHOLD", "1Q"},   {"LIBPAGER_HEAP", "yes"},
       {"LIBPAGER_RESERVE", "-5"},          {"LIBPAGER_STATS_AT_EXIT", "sometimes"},
-      {"LIBPAGER_SWAP", "relative/dir"},
+      {"LIBPAGER_SWAP", "relative/dir"},   {"LIBPAGER_START_AT", "soon"},
   };
   for (const auto& [var, value] : bad) {
     SCOPED_TRACE(var + "=" + value);

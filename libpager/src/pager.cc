@@ -140,6 +140,9 @@ Status Pager::Impl::Start() {
   if (!f.event_remove) {
     PAGER_LOG_WARN("userfaultfd: no REMOVE events: MADV_DONTNEED on paged memory may read back stale data");
   }
+  // The configured location (an unstarted store has no file to describe
+  // yet); a store built by a caller who configured none describes itself.
+  const std::string where = store_ && cfg_.swap.empty() ? store_->Describe() : cfg_.EffectiveSwap();
   if (!store_) {
     auto st = OpenStore(cfg_.EffectiveSwap(), cfg_.swap_max, cfg_.connect_timeout_ms);
     if (!st.ok()) return st.status();
@@ -164,7 +167,7 @@ Status Pager::Impl::Start() {
 
   if (cfg_.publish_stats) {
     // Before the store connects: a pager waiting for its server is visible.
-    StatsSegment::Info info{cfg_.memory_limit, reserve_bytes, store_->Describe(), f.ToString()};
+    StatsSegment::Info info{cfg_.memory_limit, reserve_bytes, where, f.ToString()};
     auto seg = StatsSegment::Create(cfg_.stats_dir, info);
     if (seg.ok()) {
       segment_ = std::move(*seg);
