@@ -74,7 +74,7 @@ void PageRuns::Free(const void* p, uint64_t pages) {
 Result<std::unique_ptr<Reserve>> Reserve::Create(uint64_t bytes) {
   uint64_t pages = (bytes + kPageSize - 1) / kPageSize;
   if (pages == 0) return Status::Error("reserve: size must be at least one page");
-  ReserveArena* arena = ReserveArena::Get(pages * 3 / 5 * kPageSize);
+  ReserveArena* arena = ReserveArena::Get(ArenaBytesFor(bytes));
   uint64_t len = pages * kPageSize;
   bool locked = false;
   Mapping pool = MapLockedPool(len, "reserve", true, &locked);

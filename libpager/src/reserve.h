@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "pager/status.h"
+#include "pager/store.h"
 #include "unique_fd.h"
 
 namespace pager {
@@ -65,6 +66,16 @@ class PageRuns {
 
 class Reserve {
  public:
+  // Bytes locked for a reserve of `bytes`, by the process's first Reserve:
+  // its staging pages plus the arena's region (3/5 of them). What
+  // Config::Validate holds against the machine's memory.
+  static constexpr uint64_t ArenaBytesFor(uint64_t bytes) {
+    return (bytes + kPageSize - 1) / kPageSize * 3 / 5 * kPageSize;
+  }
+  static constexpr uint64_t LockedBytesFor(uint64_t bytes) {
+    return (bytes + kPageSize - 1) / kPageSize * kPageSize + ArenaBytesFor(bytes);
+  }
+
   // A pool of `bytes` (rounded up to pages) of staging pages, mapped,
   // pre-faulted and mlocked here, plus the process's reserve arena: created
   // by the first Reserve with 3/5 of its size (so 3/8 of that pool), counted
