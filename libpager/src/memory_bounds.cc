@@ -102,22 +102,22 @@ void LowerByCgroup(const std::string& root, const std::string& mountinfo, const 
     cg = cg.substr(m.root.size());
   }
   const std::string file = v2 ? "memory.max" : "memory.limit_in_bytes";
-  std::string dir = m.point + (cg == "/" ? "" : cg);
-  if (!v2) {
-    std::string stat = ReadSmallFile(root + dir + "/memory.stat");
-    size_t at = stat.find("hierarchical_memory_limit ");
-    uint64_t v = 0;
-    if (at != std::string::npos && ParseLimit(stat.substr(at + 26), &v)) {
-      Lower(b, v, "the memory cgroup's limit", dir + "/memory.stat hierarchical_memory_limit");
-    }
-  }
-  for (;;) {
+  const std::string leaf = m.point + (cg == "/" ? "" : cg);
+  for (std::string dir = leaf;; dir = dir.substr(0, dir.rfind('/'))) {
     uint64_t v = 0;
     if (ParseLimit(ReadSmallFile(root + dir + "/" + file), &v)) {
       Lower(b, v, "the memory cgroup's limit", dir + "/" + file);
     }
     if (dir.size() <= m.point.size()) break;
-    dir = dir.substr(0, dir.rfind('/'));
+  }
+  // Checked last: where it equals a file on the way, that file is named.
+  if (!v2) {
+    std::string stat = ReadSmallFile(root + leaf + "/memory.stat");
+    size_t at = stat.find("hierarchical_memory_limit ");
+    uint64_t v = 0;
+    if (at != std::string::npos && ParseLimit(stat.substr(at + 26), &v)) {
+      Lower(b, v, "the memory cgroup's limit", leaf + "/memory.stat hierarchical_memory_limit");
+    }
   }
 }
 
