@@ -369,7 +369,8 @@ void PrintHuman(const PagedProcess& p, const Rates& r) {
   line("events", n(s.throttle_events));
   line("throttled time", Duration(static_cast<double>(s.throttled_ns) / 1e9));
   line("waits at limit", n(s.limit_waits));
-  line("over the limit", n(s.limit_overruns) + " (times nothing resident could be evicted: read-only or locked memory)");
+  line("over the limit",
+       n(s.limit_overruns) + " (times nothing resident could be evicted: read-only or locked memory)");
   fflush(stdout);
 }
 

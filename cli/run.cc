@@ -191,7 +191,8 @@ int Run(const std::vector<std::string>& args) {
        "kernel features to treat as absent: move,wp,poison,remap,unmap,remove,fork")
       ("log", po::value<std::string>()->value_name("LEVEL"), "libpager's log level: error|warn|info|debug")
       ("no-stats", "do not publish stats (pagerctl ps/stats/top will not see the program)")
-      ("stats-dir", po::value<std::string>()->value_name("DIR"), "where to publish stats, in a directory per user (default: /dev/shm)")
+      ("stats-dir", po::value<std::string>()->value_name("DIR"),
+       "where to publish stats, in a directory per user (default: /dev/shm)")
       ("preload", po::value<std::string>()->value_name("PATH"),
        "libpager_preload.so to use (default: $PAGERCTL_PRELOAD, else found beside pagerctl)");
 

@@ -88,7 +88,9 @@ Status ReadFlag(const char* var, bool* out) {
 // start (O_NONBLOCK turns that into ENXIO).
 Status OpenStatsFile(const char* path, const std::string& what, int* out) {
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
-  if (fd < 0 && errno == ELOOP) return Status::Error(what + ": is a symbolic link, not followed (name the file itself)");
+  if (fd < 0 && errno == ELOOP) {
+    return Status::Error(what + ": is a symbolic link, not followed (name the file itself)");
+  }
   if (fd < 0 && errno == ENXIO) return Status::Error(what + ": not a regular file");
   if (fd < 0) return Status::FromErrno(what, errno);
   struct stat st;

@@ -279,7 +279,8 @@ TEST(PagerctlArgs, LimitOrReserveThatCannotFitThisMachineExitsTwoNamingTheBound)
   if (bound >= (3ull << 39)) GTEST_SKIP() << "this machine has 1.5 TiB of memory or more";
   const std::string marker = "/tmp/cli_test_ran." + std::to_string(getpid());
   for (const char* limit : {"1.5T", "100T"}) {
-    Output r = Pagerctl({"run", "--limit", limit, "--swap", "memory:", "--preload", FAKE_PRELOAD, "--", "touch", marker});
+    Output r =
+        Pagerctl({"run", "--limit", limit, "--swap", "memory:", "--preload", FAKE_PRELOAD, "--", "touch", marker});
     EXPECT_EQ(r.status, 2) << limit << ": " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << "one line, then the --help hint: " << r.err;
     EXPECT_CONTAINS(r.err, "--limit: " + std::string(limit[0] == '1' && limit[1] == '.' ? "1.50 TiB" : "100 TiB"));

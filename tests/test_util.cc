@@ -138,7 +138,10 @@ std::string ModeName(const std::string& disable) { return disable.empty() ? "Mov
     return ::testing::AssertionFailure() << "still running after " << seconds << "s (hung), killed";
   }
   waitpid(pid, &st, 0);
-  if (WIFSIGNALED(st)) return ::testing::AssertionFailure() << "killed by signal " << WTERMSIG(st) << " (" << strsignal(WTERMSIG(st)) << ")";
+  if (WIFSIGNALED(st)) {
+    return ::testing::AssertionFailure() << "killed by signal " << WTERMSIG(st) << " (" << strsignal(WTERMSIG(st))
+                                         << ")";
+  }
   if (WEXITSTATUS(st) != 0) return ::testing::AssertionFailure() << "failed (exit status " << WEXITSTATUS(st) << ")";
   return ::testing::AssertionSuccess();
 }

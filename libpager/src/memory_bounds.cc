@@ -64,7 +64,8 @@ bool FindMount(const std::string& mountinfo, bool v2, Mount* m) {
     while (dash < w.size() && w[dash] != "-") dash++;
     if (dash < 5 || dash + 3 > w.size()) continue;
     const std::string& type = w[dash + 1];
-    bool match = v2 ? type == "cgroup2" : type == "cgroup" && ("," + w[dash + 3] + ",").find(",memory,") != std::string::npos;
+    bool match = v2 ? type == "cgroup2"
+                    : type == "cgroup" && ("," + w[dash + 3] + ",").find(",memory,") != std::string::npos;
     if (match) {
       *m = Mount{Unescape(w[3]), Unescape(w[4])};
       return true;

@@ -141,7 +141,9 @@ Result<UniqueFd> StatsDir::OpenFile(const std::string& name) const {
   UniqueFd fd(openat(fd_.get(), name.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(path, errno);
   if (fstat(fd.get(), &after) != 0) return Status::FromErrno(path, errno);
-  if (after.st_dev != before.st_dev || after.st_ino != before.st_ino) return Status::Error(path + ": replaced while opened");
+  if (after.st_dev != before.st_dev || after.st_ino != before.st_ino) {
+    return Status::Error(path + ": replaced while opened");
+  }
   if (Status s = check(after); !s.ok()) return s;
   return fd;
 }
