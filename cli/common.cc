@@ -81,7 +81,7 @@ std::string JsonQuote(const std::string& s) {
     if (c == '"' || c == '\\') {
       o += '\\';
       o += static_cast<char>(c);
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || c == 0x7f) {
       char b[8];
       snprintf(b, sizeof b, "\\u%04x", c);
       o += b;

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "common.h"
+#include "pager/monitor.h"
 #include "pager/pager.h"
 #include "pager/store.h"
 #include "pager/units.h"
@@ -154,6 +155,21 @@ void SplitCommand(const std::vector<std::string>& args, const po::options_descri
 
 void SetEnv(const char* name, const std::string& value) { setenv(name, value.c_str(), 1); }
 
+// How Config::Validate names a setting to a user of `run`: by its option if
+// it has one (an option not given stands for its LIBPAGER_* variable).
+std::string OptionFor(const std::string& variable) {
+  static const std::pair<const char*, const char*> kOptions[] = {
+      {"LIBPAGER_LIMIT", "--limit"},
+      {"LIBPAGER_RESERVE", "--reserve"},
+      {"LIBPAGER_SWAP_MAX", "--swap-max"},
+      {"LIBPAGER_READAHEAD", "--readahead"},
+  };
+  for (const auto& [var, option] : kOptions) {
+    if (variable == var) return option;
+  }
+  return variable;
+}
+
 }  // namespace
 
 int Run(const std::vector<std::string>& args) {
@@ -167,7 +183,7 @@ int Run(const std::vector<std::string>& args) {
        "or memory: (default: $TMPDIR, else /var/tmp)")
       ("swap-max", po::value<std::string>()->value_name("SIZE"), "cap on the swap file (default: none)")
       ("reserve", po::value<std::string>()->value_name("SIZE"),
-       "the pager's locked emergency pool (default: max(8M, 1% of the limit))")
+       "the pager's locked emergency pool (default: 1% of the limit, 8M to 64M)")
       ("mmap-threshold", po::value<std::string>()->value_name("SIZE"),
        "page private anonymous mmaps at least this large; 0: none (default: 1M)")
       ("no-heap", "do not page the malloc heap (by default the preload's malloc pages it)")
@@ -179,7 +195,8 @@ int Run(const std::vector<std::string>& args) {
        "kernel features to treat as absent: move,wp,poison,remap,unmap,remove,fork")
       ("log", po::value<std::string>()->value_name("LEVEL"), "libpager's log level: error|warn|info|debug")
       ("no-stats", "do not publish stats (pagerctl ps/stats/top will not see the program)")
-      ("stats-dir", po::value<std::string>()->value_name("DIR"), "where to publish stats (default: /dev/shm)")
+      ("stats-dir", po::value<std::string>()->value_name("DIR"),
+       "where to publish stats, in a directory per user (default: /dev/shm)")
       ("preload", po::value<std::string>()->value_name("PATH"),
        "libpager_preload.so to use (default: $PAGERCTL_PRELOAD, else found beside pagerctl)");
 
@@ -224,10 +241,12 @@ int Run(const std::vector<std::string>& args) {
   if (vm.count("no-stats")) cfg.publish_stats = false;
   if (vm.count("stats-dir")) cfg.stats_dir = str("stats-dir");
   if (cfg.memory_limit == 0) throw UsageError("--limit is required (or set LIBPAGER_LIMIT)");
-  if (pager::Status s = cfg.Validate(); !s.ok()) throw UsageError(s.message());
-  if (cfg.publish_stats && access(cfg.stats_dir.c_str(), W_OK | X_OK) != 0) {
-    throw UsageError("--stats-dir: '" + cfg.stats_dir + "': " + strerror(errno) +
-                     " (use --no-stats to run without published stats)");
+  if (pager::Status s = cfg.Validate(OptionFor); !s.ok()) throw UsageError(s.message());
+  if (cfg.publish_stats) {
+    auto dir = pager::UserStatsDir(cfg.stats_dir);
+    if (!dir.ok()) {
+      throw UsageError("--stats-dir: " + dir.status().message() + " (use --no-stats to run without published stats)");
+    }
   }
 
   CheckProgram(program[0]);

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,6 +87,27 @@ Status ReadFlag(const char* var, bool* out) {
   return Status();
 }
 
+// The stats-at-exit file: appended to, created if missing. The path may be
+// in a directory others can write (/tmp), so a link planted there is not
+// followed (it could point root's stats into any file), and only a regular
+// file is written: a FIFO would block the open, and with it the program's
+// start (O_NONBLOCK turns that into ENXIO).
+Status OpenStatsFile(const char* path, const std::string& what, int* out) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ELOOP) {
+    return Status::Error(what + ": is a symbolic link, not followed (name the file itself)");
+  }
+  if (fd < 0 && errno == ENXIO) return Status::Error(what + ": not a regular file");
+  if (fd < 0) return Status::FromErrno(what, errno);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Status::Error(what + ": not a regular file");
+  }
+  *out = fd;
+  return Status();
+}
+
 Status ReadSettings(Settings* s) {
   if (const char* v = getenv("LIBPAGER_MMAP_THRESHOLD")) {
     auto r = ParseSize(v);
@@ -102,11 +124,17 @@ Status ReadSettings(Settings* s) {
   }
   const char* v = getenv("LIBPAGER_STATS_AT_EXIT");
   if (v == nullptr || strcmp(v, "0") == 0) return Status();
-  // A duplicate, taken now: programs like sort(1) close stderr before exit.
-  s->stats_fd = v[0] == '/' ? open(v, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
-                            : (strcmp(v, "1") == 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100) : -2);
-  if (s->stats_fd == -2) return Status::Error(std::string("LIBPAGER_STATS_AT_EXIT='") + v + "': expected 0, 1 or an absolute path");
-  if (s->stats_fd < 0) return Status::FromErrno(std::string("LIBPAGER_STATS_AT_EXIT='") + v + "'", errno);
+  const std::string what = std::string("LIBPAGER_STATS_AT_EXIT='") + v + "'";
+  if (strcmp(v, "1") == 0) {
+    // A duplicate, taken now: programs like sort(1) close stderr before exit.
+    s->stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+    if (s->stats_fd < 0) return Status::FromErrno(what, errno);
+  } else if (v[0] == '/') {
+    st = OpenStatsFile(v, what, &s->stats_fd);
+    if (!st.ok()) return st;
+  } else {
+    return Status::Error(what + ": expected 0, 1 or an absolute path");
+  }
   s->stats_at_exit = true;
   return Status();
 }

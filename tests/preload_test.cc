@@ -278,6 +278,53 @@ TEST_F(PreloadTest, BadVariableRefusesToRunTheProgram) {
   }
 }
 
+// The LIBPAGER_LIMIT=1.5T: the pager locked a 1% reserve plus arena
+// (~24.6 GiB here) in every paged process.
+TEST_F(PreloadTest, LimitBeyondThisMachinesMemoryRefusesWithOneLine) {
+  std::istringstream meminfo(ReadAll("/proc/meminfo"));
+  std::string key;
+  uint64_t kib = 0;
+  meminfo >> key >> kib;
+  if (kib * 1024 >= (3ull << 39)) GTEST_SKIP() << "this machine has 1.5 TiB of memory or more";
+  RunResult r = RunCommand(Probe("hello"), Paged("1.5T"));
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.out, "") << "the program ran";
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("LIBPAGER_LIMIT): 1.50 TiB"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("does not fit in"), std::string::npos) << r.err;
+}
+
+// LIBPAGER_STATS_AT_EXIT in a directory others can write: a link there
+// made root append to a root-only file; a FIFO would hang the start.
+TEST_F(PreloadTest, StatsAtExitPathThatIsALinkOrAFifoIsRefusedAndNotFollowed) {
+  TempDir dir;
+  const std::string target = dir.path() + "/root-only", link = dir.path() + "/stats", fifo = dir.path() + "/fifo";
+  std::ofstream(target) << "untouched\n";
+  ASSERT_EQ(chmod(target.c_str(), 0600), 0);
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
+  for (const auto& [path, why] : {std::pair<std::string, std::string>{link, "symbolic link, not followed"},
+                                  {fifo, "not a regular file"}}) {
+    SCOPED_TRACE(path);
+    Env env = Paged("16M");
+    env.push_back({"LIBPAGER_STATS_AT_EXIT", path});
+    RunResult r = RunCommand(Probe("hello"), env);
+    EXPECT_EQ(r.status, 127);
+    EXPECT_EQ(r.out, "") << "the program ran";
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("LIBPAGER_STATS_AT_EXIT='" + path + "': "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    EXPECT_LT(r.seconds, 60) << "the open waited on the FIFO";
+  }
+  EXPECT_EQ(ReadAll(target), "untouched\n") << "the link was followed";
+  // The control: a plain file there is appended to.
+  Env env = Paged("16M");
+  env.push_back({"LIBPAGER_STATS_AT_EXIT", dir.path() + "/plain"});
+  RunResult r = RunCommand(Probe("hello"), env);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(ReadAll(dir.path() + "/plain").find("stats: limit=16777216"), std::string::npos);
+}
+
 int NobodyUid() {
   passwd* pw = getpwnam("nobody");
   return pw != nullptr ? static_cast<int>(pw->pw_uid) : -1;

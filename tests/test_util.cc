@@ -1,5 +1,14 @@
 #include "test_util.h"
 
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <chrono>
@@ -123,5 +132,63 @@ void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes
 }
 
 std::string ModeName(const std::string& mode) { return mode == "slow" ? "SlowStore" : "InlineStore"; }
+
+// ---- Processes --------------------------------------------------------------
+
+::testing::AssertionResult FinishesWithin(double seconds, const std::function<bool()>& fn) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(fn() ? 0 : 1);
+  if (pid < 0) return ::testing::AssertionFailure() << "fork: " << strerror(errno);
+  // A pidfd becomes readable when the child exits: a wait with a deadline.
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  pollfd p = {pidfd, POLLIN, 0};
+  int ready = pidfd >= 0 ? poll(&p, 1, static_cast<int>(seconds * 1000)) : 1;
+  if (pidfd >= 0) close(pidfd);
+  int st = 0;
+  if (ready == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return ::testing::AssertionFailure() << "still running after " << seconds << "s (hung), killed";
+  }
+  waitpid(pid, &st, 0);
+  if (WIFSIGNALED(st)) {
+    return ::testing::AssertionFailure() << "killed by signal " << WTERMSIG(st) << " (" << strsignal(WTERMSIG(st))
+                                         << ")";
+  }
+  if (WEXITSTATUS(st) != 0) return ::testing::AssertionFailure() << "failed (exit status " << WEXITSTATUS(st) << ")";
+  return ::testing::AssertionSuccess();
+}
+
+FileCutter::FileCutter(const std::string& path) : fd_(open(path.c_str(), O_RDWR | O_CLOEXEC)) {
+  char buf[4096];
+  ssize_t n;
+  while (fd_ >= 0 && (n = read(fd_, buf, sizeof buf)) > 0) image_.append(buf, static_cast<size_t>(n));
+  if (fd_ < 0) return;
+  thread_ = std::thread([this] {
+    while (!stop_.load()) {
+      (void)!ftruncate(fd_, 0);
+      (void)!pwrite(fd_, image_.data(), image_.size(), 0);
+    }
+  });
+}
+
+FileCutter::~FileCutter() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (fd_ >= 0) close(fd_);
+}
+
+int NobodyUid() {
+  passwd* pw = getpwnam("nobody");
+  return pw != nullptr ? static_cast<int>(pw->pw_uid) : -1;
+}
+
+bool CanActAsNobody() { return geteuid() == 0 && NobodyUid() > 0; }
+
+bool BecomeNobody() {
+  passwd* pw = getpwnam("nobody");
+  return pw != nullptr && setgroups(0, nullptr) == 0 && setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == 0 &&
+         setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == 0;
+}
 
 }  // namespace pager::testing

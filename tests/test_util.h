@@ -2,12 +2,18 @@
 // over an in-memory store that the test can reach.
 #pragma once
 
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <thread>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "pager/pager.h"
 #include "store/memory_store.h"
@@ -84,5 +90,34 @@ void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes
 // ops completed late and out of order.
 inline const char* const kModes[] = {"", "slow"};
 std::string ModeName(const std::string& mode);
+
+// ---- Processes --------------------------------------------------------------
+
+// Runs `fn` in a forked child and waits for it at most `seconds`: fails if
+// fn returned false, the child died of a signal (a SIGBUS, say), or it was
+// still running then (a hang: it is killed).
+::testing::AssertionResult FinishesWithin(double seconds, const std::function<bool()>& fn);
+
+// While it lives, a thread cuts `path` to nothing and writes its contents
+// back, over and over: what a file's owner can do to a reader of it.
+class FileCutter {
+ public:
+  explicit FileCutter(const std::string& path);
+  ~FileCutter();
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+  std::string image_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The uid of `nobody`, or -1 if there is none.
+int NobodyUid();
+// Root, and a `nobody` to play another user with.
+bool CanActAsNobody();
+// In a forked child: becomes `nobody` for good (groups, gid and uid).
+bool BecomeNobody();
 
 }  // namespace pager::testing

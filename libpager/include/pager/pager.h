@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -48,8 +49,10 @@ struct PAGER_EXPORT Config {
   uint64_t swap_max = 0;
 
   // The pager's locked emergency pool in bytes: staging pages, plus 3/5 of
-  // this again for the arena its threads allocate from (docs/reserve.md). 0 = max(8 MiB, 1% of
-  // memory_limit); at least 1 MiB. LIBPAGER_RESERVE.
+  // this again for the arena its threads allocate from (more if its store
+  // needs buffers for as much in flight: nfs://; docs/reserve.md). 0 = 1% of
+  // memory_limit, at least 8 MiB and at most 64 MiB; at least 1 MiB.
+  // LIBPAGER_RESERVE.
   uint64_t reserve = 0;
 
   // Fractions of memory_limit: the evictor starts above high_watermark and
@@ -86,8 +89,14 @@ struct PAGER_EXPORT Config {
   static Result<Config> FromEnvironment(Config base);
   static Result<Config> FromEnvironment();
 
-  // Checks every setting; the message names the offending one.
+  // Checks every setting, and that memory_limit plus the memory the pager
+  // locks (the reserve and its arena) fit in this machine's memory and in
+  // the process's memory cgroup limit. The message names the offending
+  // setting, as "memory_limit (LIBPAGER_LIMIT)", its value and the bound.
   Status Validate() const;
+  // Same, naming each setting by `name(variable)`, given its LIBPAGER_*
+  // variable (pagerctl names its options).
+  Status Validate(const std::function<std::string(const std::string& variable)>& name) const;
 
   // The reserve in bytes after defaults are applied.
   uint64_t EffectiveReserve() const;
