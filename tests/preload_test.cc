@@ -322,7 +322,7 @@ TEST_F(PreloadTest, StatsAtExitPathThatIsALinkOrAFifoIsRefusedAndNotFollowed) {
   env.push_back({"LIBPAGER_STATS_AT_EXIT", dir.path() + "/plain"});
   RunResult r = RunCommand(Probe("hello"), env);
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(ReadAll(dir.path() + "/plain").find("stats: limit=16777216"), std::string::npos);
+  EXPECT_NE(ReadAll(dir.path() + "/plain").find("limit=16777216"), std::string::npos);
 }
 
 int NobodyUid() {
