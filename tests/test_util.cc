@@ -1,5 +1,8 @@
 #include "test_util.h"
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -110,5 +113,19 @@ void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes
 }
 
 std::string ModeName(const std::string& disable) { return disable.empty() ? "Move" : "WriteProtect"; }
+
+std::string SwapFd(const Store& store) {
+  const std::string target = store.Describe().substr(5);
+  DIR* d = opendir("/proc/self/fd");
+  std::string found;
+  while (dirent* e = d != nullptr ? readdir(d) : nullptr) {
+    const std::string fd = std::string("/proc/self/fd/") + e->d_name;
+    char link[4096];
+    ssize_t n = readlink(fd.c_str(), link, sizeof link - 1);
+    if (n > 0 && std::string(link, static_cast<size_t>(n)) == target) found = fd;
+  }
+  if (d != nullptr) closedir(d);
+  return found;
+}
 
 }  // namespace pager::testing

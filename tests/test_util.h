@@ -60,6 +60,11 @@ inline constexpr bool kRssIsMeaningful = true;
 // RSS means something (not under TSan); the growth is recorded either way.
 void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes, const Stats& s);
 
+// A local file store's open swap file, unlinked at its start, as
+// /proc/self/fd/N (a path that opens and truncates it); "" if no fd of
+// this process is the file the store describes ("file <path> (deleted)").
+std::string SwapFd(const Store& store);
+
 // The eviction path modes every race test runs under.
 inline const char* const kModes[] = {"", "move"};  // default (MOVE), WP fallback
 std::string ModeName(const std::string& disable);

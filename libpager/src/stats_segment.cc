@@ -137,8 +137,6 @@ pid_t PidOfStatsName(const char* name) {
   return static_cast<pid_t>(pid);
 }
 
-bool PidExists(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
-
 // Whether the writer still holds its lock. Takes the lock if it is free and
 // keeps it (the caller closes the fd).
 bool WriterHoldsLock(int fd) { return flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK; }
@@ -207,20 +205,6 @@ void RemoveOwnLeftovers(const std::string& dir, pid_t me) {
 }
 
 }  // namespace
-
-uint64_t ProcessStartTime(pid_t pid) {
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  // The command (field 2) may hold spaces and parentheses: fields resume
-  // after the last ')'. starttime is field 22, the 20th after it.
-  size_t p = stat.rfind(')');
-  if (p == std::string::npos) return 0;
-  const char* s = stat.c_str() + p + 1;
-  for (int field = 3; field < 22; field++) {
-    s = strchr(s + 1, ' ');
-    if (s == nullptr) return 0;
-  }
-  return strtoull(s + 1, nullptr, 10);
-}
 
 Stats ReadStatsBlock(const StatsBlock& block) {
   Stats s = block.Snapshot();
@@ -391,76 +375,6 @@ Result<bool> RemoveStaleStatsFile(const std::string& path) {
   }
   if (unlink(path.c_str()) != 0) return Status::FromErrno("unlink " + path, errno);
   return true;
-}
-
-namespace {
-
-// libpager-<host>-<pid>-<n>.swap (file_store.cc); the host may hold '-'.
-bool ParseSwapName(const std::string& name, std::string* host, pid_t* pid) {
-  const std::string prefix = "libpager-", suffix = ".swap";
-  if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
-      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-    return false;
-  }
-  std::string mid = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-  size_t d2 = mid.rfind('-');
-  if (d2 == std::string::npos || d2 == 0) return false;
-  size_t d1 = mid.rfind('-', d2 - 1);
-  if (d1 == std::string::npos || d1 == 0) return false;
-  std::string p = mid.substr(d1 + 1, d2 - d1 - 1), n = mid.substr(d2 + 1);
-  if (p.empty() || n.empty() || p.find_first_not_of("0123456789") != std::string::npos ||
-      n.find_first_not_of("0123456789") != std::string::npos) {
-    return false;
-  }
-  *host = mid.substr(0, d1);
-  *pid = static_cast<pid_t>(strtol(p.c_str(), nullptr, 10));
-  return *pid > 0;
-}
-
-bool IsSwapName(const char* name) {
-  std::string host;
-  pid_t pid;
-  return ParseSwapName(name, &host, &pid);
-}
-
-// When `pid` started, in seconds since the epoch, or 0 if unknown.
-int64_t ProcessStartUnix(pid_t pid) {
-  uint64_t ticks = ProcessStartTime(pid);
-  std::string stat = ReadFile("/proc/stat");
-  size_t p = stat.find("\nbtime ");
-  if (ticks == 0 || p == std::string::npos) return 0;
-  long hz = sysconf(_SC_CLK_TCK);
-  return strtoll(stat.c_str() + p + 7, nullptr, 10) + static_cast<int64_t>(ticks / static_cast<uint64_t>(hz));
-}
-
-}  // namespace
-
-Result<std::vector<Leftover>> FindStaleSwapFiles(const std::string& dir) {
-  auto names = ListNames(dir, IsSwapName);
-  if (!names.ok()) return names.status();
-  char me[64] = "localhost";
-  gethostname(me, sizeof me - 1);
-  std::vector<Leftover> out;
-  for (const std::string& n : *names) {
-    std::string host;
-    pid_t pid = 0;
-    ParseSwapName(n, &host, &pid);
-    if (host != me) continue;  // another machine's, on a shared directory
-    std::string path = dir + "/" + n;
-    if (!PidExists(pid)) {
-      out.push_back(Leftover{path, pid, "process " + std::to_string(pid) + " is gone"});
-      continue;
-    }
-    // A reused pid: the file was born before the process that has the pid
-    // now (with a margin for btime's one-second granularity).
-    struct statx sx;
-    int64_t started = ProcessStartUnix(pid);
-    if (started != 0 && statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &sx) == 0 &&
-        (sx.stx_mask & STATX_BTIME) && sx.stx_btime.tv_sec + 2 < started) {
-      out.push_back(Leftover{path, pid, "pid " + std::to_string(pid) + " now names a process started after the file"});
-    }
-  }
-  return out;
 }
 
 }  // namespace pager

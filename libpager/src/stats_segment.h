@@ -27,6 +27,7 @@
 
 #include "pager/monitor.h"
 #include "pager/status.h"
+#include "process_id.h"  // ProcessStartTime
 #include "stats.h"
 
 namespace pager {
@@ -87,9 +88,6 @@ class StatsSegment {
   StatsBlock* block_ = nullptr;
   pid_t owner_ = 0;  // a forked child inherits the object but must not unlink
 };
-
-// The start time of `pid` (clock ticks after boot), or 0 if it is gone.
-uint64_t ProcessStartTime(pid_t pid);
 
 // The stats a reader shows: the block's counters, with the backend state
 // folded as Pager::GetStats folds it (a store's state first, then a pause).
