@@ -3,8 +3,8 @@
 //
 // Start-up runs in a constructor, before the program's own: read and check
 // every variable, create the unpaged arena, start the pager (any failure: one
-// line on stderr and exit status 127, the program never runs), then bind the
-// calling thread to a paged arena. In a setuid/setgid program (AT_SECURE)
+// line on stderr and exit status 127, the program never runs) and, for an
+// NFS swap file, its reaper; then bind the calling thread to a paged arena. In a setuid/setgid program (AT_SECURE)
 // nothing happens at all: the heap is jemalloc's, unpaged.
 //
 // Fork (pthread_atfork). Without UFFD_EVENT_FORK a child's copy of paged
@@ -14,8 +14,8 @@
 //    be) and holds eviction, so the child inherits complete memory;
 //  - parent: EndFork resumes paging;
 //  - child: the parent's pager is abandoned (its threads do not exist here;
-//    the object is leaked, the child's copies of its userfaultfds are
-//    closed), and the child gets a pager of its own, started lazily by its
+//    the object is leaked, the child's copies of its userfaultfds and of
+//    its reaper's pipe are closed), and the child gets a pager of its own, started lazily by its
 //    first paged allocation or mmap, so fork+exec pays nothing in the child.
 //    New heap allocations come from fresh paged arenas; what the child
 //    inherited stays plain memory.
@@ -116,35 +116,23 @@ std::vector<int> UffdFds() {
   return fds;
 }
 
-// A local swap file is unlinked as soon as it exists: the pager is never
-// stopped (see Fini), and an unlinked file still serves it through its fd
-// but cannot outlive the process. Its name is libpager-HOST-PID-N.swap.
-void UnlinkLocalSwapFile(const Config& cfg) {
-  std::string dir = cfg.swap;
-  if (dir.empty()) {
-    const char* t = getenv("TMPDIR");
-    dir = t != nullptr && t[0] == '/' ? t : "/var/tmp";
-  }
-  if (dir.rfind("file://", 0) == 0) dir = dir.substr(7);
-  if (dir.empty() || dir[0] != '/') return;
-  const std::string tag = "-" + std::to_string(getpid()) + "-";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.rfind("libpager-", 0) == 0 && name.size() > 5 && name.compare(name.size() - 5, 5, ".swap") == 0 &&
-        name.find(tag) != std::string::npos) {
-      unlinkat(dirfd(d), name.c_str(), 0);
-    }
-  }
-  closedir(d);
-}
-
 // Caller holds g_start_mu, in pager context.
 Pager* StartPager(std::string* err) {
   std::vector<int> before = UffdFds();
-  auto r = Pager::Create(*g_config);
+  const std::string location = g_config->EffectiveSwap();
+  auto store = OpenStore(location, g_config->swap_max, g_config->connect_timeout_ms);
+  if (!store.ok()) {
+    *err = store.status().message();
+    return nullptr;
+  }
+  // A file that only Stop would remove (NFS), and the pager is never
+  // stopped: its reaper watches from before the file exists, so that no
+  // moment of the process's life can leave it behind.
+  const std::string leftover = (*store)->swap_file_name();
+  if (!leftover.empty()) SpawnReaper(location, leftover, g_config->connect_timeout_ms);
+  auto r = Pager::Create(*g_config, std::move(*store));
   if (!r.ok()) {
+    CancelReaper();
     *err = r.status().message();
     return nullptr;
   }
@@ -154,11 +142,14 @@ Pager* StartPager(std::string* err) {
     for (int b : before) old |= b == fd;
     if (!old && g_nuffds < kMaxUffds) g_uffds[g_nuffds++] = fd;
   }
-  UnlinkLocalSwapFile(*g_config);
   return r->release();
 }
 
+// The start lock is held across fork: a pager starting in another thread
+// finishes first, so the child never inherits a reaper pipe that
+// ReaperAfterForkChild does not know of.
 void ForkPrepare() {
+  pthread_mutex_lock(&g_start_mu);
   if (Pager* p = g_pager.load()) {
     PagerScope scope;
     p->BeginFork();
@@ -170,6 +161,7 @@ void ForkParent() {
     PagerScope scope;
     p->EndFork();
   }
+  pthread_mutex_unlock(&g_start_mu);
 }
 
 void ForkChild() {
@@ -181,6 +173,8 @@ void ForkChild() {
   // after the parent closes it.
   for (int i = 0; i < g_nuffds; i++) close(g_uffds[i]);
   g_nuffds = 0;
+  // The parent's swap file goes when the parent does, not when we do.
+  ReaperAfterForkChild();
   RangesAfterForkChild();
   g_child_pending.store(true);
   HeapAfterForkChild();
@@ -195,6 +189,7 @@ __attribute__((constructor)) void Init() {
   s = cfg->Validate();
   if (!s.ok()) Refuse(s.message());
   if (!HeapInit()) Refuse("jemalloc: cannot create the pager's arena");
+  LocateReaper();
   {
     PagerScope scope;
     g_config = new Config(*cfg);
@@ -212,8 +207,20 @@ __attribute__((constructor)) void Init() {
 
 // The pager is never stopped: stopping brings every swapped page home, which
 // at exit would cost a full swap-in past the limit, and the program's last
-// exit handlers (and stdio's flush after them) may still touch paged memory.
-// Its threads end with the process.
+// exit handlers, other threads (a JVM's) and stdio's final flush may still
+// touch paged memory after this runs. Its threads end with the process.
+//
+// So the swap file is not removed from in here either: a late swap-in
+// would find it gone and turn into a SIGBUS. Instead:
+//  - a local file was unlinked by its store as soon as it was created (the
+//    store serves it through its fd): the kernel frees it when the process
+//    ends, however it ends;
+//  - an NFS file is removed by libpager-reaper (reaper.cc), spawned just
+//    before the store creates it, once the last thread of this image is gone:
+//    at exit, crash, SIGKILL or exec. A fork child's copy of the reaper's
+//    pipe is closed at once, so a child that outlives us does not keep our
+//    file; an exec'd program makes a file of its own, with a new random
+//    name.
 __attribute__((destructor)) void Fini() {
   if (!g_settings.stats_at_exit) return;
   Pager* p = g_pager.load();

@@ -5,6 +5,8 @@
 //                 unpaged arena, binding threads to them
 //   interpose.cc  mmap, mmap64, munmap, mremap, madvise, pthread_create
 //   ranges.cc     the ranges this process has handed to the pager
+//   reaper_spawn.cc  spawning libpager-reaper (reaper.cc), which removes an
+//                 NFS swap file once this process image is gone
 //
 // Who may touch paged memory. A fault in paged memory is served by the
 // pager's thread; if that thread (or a thread it waits for, like a store
@@ -20,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "pager/store.h"  // kPageSize
 
@@ -98,6 +101,19 @@ void ForgetRanges(uintptr_t addr, size_t len);
 void RecordRange(uintptr_t addr, size_t len);
 // Fork child: the parent's ranges are plain memory here.
 void RangesAfterForkChild();
+
+// ---- the reaper (reaper_spawn.cc) ----------------------------------------------
+// Finds libpager-reaper from the preload's own path. Called once at start,
+// before the program can change its working directory.
+void LocateReaper();
+// Spawns the reaper for the swap file `name` that the store at `location`
+// is about to create. Caller holds the start lock. A failure is logged (the
+// file will then outlive the program); it never stops the program.
+void SpawnReaper(const std::string& location, const std::string& name, uint32_t timeout_ms);
+// The store did not start: the reaper exits without removing anything.
+void CancelReaper();
+// Fork child: closes its copy of the parent's reaper pipe.
+void ReaperAfterForkChild();
 
 // ---- raw system calls (interpose.cc) -------------------------------------------
 // Never interposed: the preload, jemalloc and libpager map their own memory
