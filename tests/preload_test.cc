@@ -579,24 +579,37 @@ TEST_P(SwapFileAnyStore, FilesNamedWithOurPidButNotOursSurvive) {
   EXPECT_EQ(SwapFilesIn(dir), want);
 }
 
-// Two runs with the same host and pid (pid 1 of a fresh PID namespace, as
-// in a restarted container) both start: their names differ by start time
-// and random bits. Over NFS the second used to fail with NFS3ERR_EXIST.
-// The namespace's end kills the reaper with pid 1, so over NFS each run's
-// file stays, for gc (the PID namespace is gone).
-TEST_P(SwapFileAnyStore, TwoRunsWithTheSameHostAndPidBothStart) {
+// Two processes with the same host and pid at once (pid 1 of two fresh PID
+// namespaces, as in two containers) both start and run: their names differ
+// by random bits. Over NFS the second used to fail with NFS3ERR_EXIST, as a
+// restarted container did on its predecessor's file.
+TEST_P(SwapFileAnyStore, TwoProcessesWithTheSameHostAndPidBothRun) {
   if (getuid() != 0) GTEST_SKIP() << "unshare --pid --mount-proc needs root";
   if (system("unshare --pid --fork --mount-proc true 2>/dev/null") != 0) GTEST_SKIP() << "unshare --pid fails here";
   std::string dir;
   const std::string swap = Swap(GetParam(), &dir);
-  const std::string cmd = "exec unshare --pid --fork --mount-proc " + Probe("heap 32");
-  for (int run = 0; run < 2; run++) {
-    SCOPED_TRACE("run " + std::to_string(run));
-    RunResult r = RunCommand(cmd, Paged(swap));
-    ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(r.out, "ok\n");
-    ASSERT_TRUE(r.stats.count(1)) << "the probe was not pid 1: " << r.stats_text;
-    ExpectPaged(r, r.stats[1]);
+  const std::string go = work_.path() + "/go";
+  const std::string cmd = "exec unshare --pid --fork --mount-proc python3 -c 'import os, time\n"
+                          "a = bytearray(32 << 20)\nfor i in range(0, len(a), 4096): a[i] = 1\n"
+                          "print(os.getpid(), flush=True)\nwhile not os.path.exists(\"" + go + "\"): time.sleep(0.02)\n"
+                          "print(sum(a[::4096]))'";
+  Running runs[2] = {StartCommand(cmd, Paged(swap)), StartCommand(cmd, Paged(swap))};
+  // Both started and paged, and are alive together.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (Running& run : runs) {
+    const std::string out = run.dir->path() + "/out";
+    while (ReadAll(out).empty() && waitpid(run.pid, nullptr, WNOHANG) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      usleep(20000);
+    }
+    EXPECT_EQ(ReadAll(out), "1\n") << ReadAll(run.dir->path() + "/err");
+  }
+  std::ofstream(go) << "";
+  for (Running& run : runs) {
+    RunResult r = FinishCommand(run);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "1\n8192\n") << r.err;
+    ASSERT_TRUE(r.stats.count(1)) << "no pager in pid 1: " << r.stats_text;
   }
 }
 
