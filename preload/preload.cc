@@ -4,8 +4,9 @@
 // Start-up runs in a constructor, before the program's own: read and check
 // every variable, create the unpaged arena, start the pager (any failure: one
 // line on stderr and exit status 127, the program never runs) and, for an
-// NFS swap file, its reaper; then bind the calling thread to a paged arena. In a setuid/setgid program (AT_SECURE)
-// nothing happens at all: the heap is jemalloc's, unpaged.
+// NFS swap file, its reaper; then bind the calling thread to a paged arena.
+// In a setuid/setgid program (AT_SECURE) nothing happens at all: the heap is
+// jemalloc's, unpaged.
 //
 // Fork (pthread_atfork). Without UFFD_EVENT_FORK a child's copy of paged
 // memory is unregistered plain memory, and would read zeros where the parent
@@ -15,8 +16,9 @@
 //  - parent: EndFork resumes paging;
 //  - child: the parent's pager is abandoned (its threads do not exist here;
 //    the object is leaked, the child's copies of its userfaultfds and of
-//    its reaper's pipe are closed), and the child gets a pager of its own, started lazily by its
-//    first paged allocation or mmap, so fork+exec pays nothing in the child.
+//    its reaper's pipe are closed), and the child gets a pager of its own,
+//    started lazily by its first paged allocation or mmap, so fork+exec
+//    pays nothing in the child.
 //    New heap allocations come from fresh paged arenas; what the child
 //    inherited stays plain memory.
 #include <dirent.h>
