@@ -29,7 +29,8 @@
 //
 // A server that is unreachable when the program ends gets a minute: the
 // removal is retried with back-off for that long, then the file is left to
-// `pagerctl gc`.
+// `pagerctl gc`. So is the file of a program that would adopt the reaper
+// (a PID namespace's init, a child subreaper): see main.
 #include <signal.h>
 #include <unistd.h>
 
@@ -84,9 +85,17 @@ int main(int argc, char** argv) {
   const unsigned long timeout_ms = strtoul(argv[3], &end, 10);
   if (end == argv[3] || *end != '\0' || timeout_ms == 0 || timeout_ms > 3600000 || !MadeByParent(name)) return 2;
 
+  const pid_t program = getppid(), first = getpid();
   pid_t pid = fork();
   if (pid < 0) return 1;
   if (pid > 0) _exit(0);  // the preload reaps this one at once
+
+  // Orphaned as soon as `first` is gone. Adopted by the program itself (it
+  // is a PID namespace's init, or a child subreaper), we would be its
+  // child: if it waits for all its children before it exits, it would wait
+  // for us while we wait for it. The file is then left to gc.
+  while (getppid() == first) usleep(200);
+  if (getppid() == program) return 0;
 
   // Signals meant for the program must not end us before the removal: a
   // stop that signals a whole cgroup (systemd) or session, and a dying

@@ -582,7 +582,9 @@ TEST_P(SwapFileAnyStore, FilesNamedWithOurPidButNotOursSurvive) {
 // Two processes with the same host and pid at once (pid 1 of two fresh PID
 // namespaces, as in two containers) both start and run: their names differ
 // by random bits. Over NFS the second used to fail with NFS3ERR_EXIST, as a
-// restarted container did on its predecessor's file.
+// restarted container did on its predecessor's file. Each is its
+// namespace's init and, as an init does, waits for every child before it
+// ends: the reaper must not be one of them (it would wait for its parent).
 TEST_P(SwapFileAnyStore, TwoProcessesWithTheSameHostAndPidBothRun) {
   if (getuid() != 0) GTEST_SKIP() << "unshare --pid --mount-proc needs root";
   if (system("unshare --pid --fork --mount-proc true 2>/dev/null") != 0) GTEST_SKIP() << "unshare --pid fails here";
@@ -592,6 +594,10 @@ TEST_P(SwapFileAnyStore, TwoProcessesWithTheSameHostAndPidBothRun) {
   const std::string cmd = "exec unshare --pid --fork --mount-proc python3 -c 'import os, time\n"
                           "a = bytearray(32 << 20)\nfor i in range(0, len(a), 4096): a[i] = 1\n"
                           "print(os.getpid(), flush=True)\nwhile not os.path.exists(\"" + go + "\"): time.sleep(0.02)\n"
+                          "end = time.time() + 20\nwhile True:\n"
+                          "  try: pid, _ = os.waitpid(-1, os.WNOHANG)\n  except ChildProcessError: break\n"
+                          "  if pid == 0 and time.time() > end: print(\"a child never ended\"); break\n"
+                          "  if pid == 0: time.sleep(0.02)\n"
                           "print(sum(a[::4096]))'";
   Running runs[2] = {StartCommand(cmd, Paged(swap)), StartCommand(cmd, Paged(swap))};
   // Both started and paged, and are alive together.
