@@ -6,8 +6,9 @@
 // failure: one line on stderr and exit status 127, the program never runs),
 // create the unpaged arena, then bind the calling thread to a paged arena.
 // The pager itself starts later, when the program has memory worth paging
-// (start.cc; LIBPAGER_START_AT=0 starts it here). In a setuid/setgid program
-// (AT_SECURE) nothing happens at all: the heap is jemalloc's, unpaged.
+// (start.cc; LIBPAGER_START_AT=0 starts it here), and with it, for an NFS
+// swap file, its reaper. In a setuid/setgid program (AT_SECURE) nothing
+// happens at all: the heap is jemalloc's, unpaged.
 //
 // Fork (pthread_atfork). Without UFFD_EVENT_FORK a child's copy of paged
 // memory is unregistered plain memory, and would read zeros where the parent
@@ -16,9 +17,10 @@
 //    be) and holds eviction, so the child inherits complete memory;
 //  - parent: EndFork resumes paging;
 //  - child: the parent's pager is abandoned (its threads do not exist here;
-//    the object is leaked, the child's copies of its userfaultfds are
-//    closed), and the child gets a pager of its own, started by the same rule
-//    as the parent's (start.cc), so fork+exec pays nothing in the child.
+//    the object is leaked, the child's copies of its userfaultfds and of
+//    its reaper's pipe are closed), and the child gets a pager of its own,
+//    started by the same rule as the parent's (start.cc), so fork+exec pays
+//    nothing in the child.
 //    New heap allocations come from fresh paged arenas; what the child
 //    inherited stays plain memory.
 #include <dirent.h>
@@ -61,6 +63,9 @@ Config* g_config = nullptr;  // allocated in pager context
 std::atomic<Pager*> g_pager{nullptr};
 // Paging is configured and the pager has not failed to start.
 std::atomic<bool> g_active{false};
+// Held while a pager starts, and across fork (so that a child never copies
+// a half-started pager, or a reaper pipe ReaperAfterForkChild does not know).
+pthread_mutex_t g_start_mu = PTHREAD_MUTEX_INITIALIZER;
 // The store Init checked, handed to the pager when it starts (not in a fork
 // child, which opens its own).
 Store* g_store = nullptr;
@@ -156,36 +161,28 @@ std::vector<int> UffdFds() {
   return fds;
 }
 
-// A local swap file is unlinked as soon as it exists: the pager is never
-// stopped (see Fini), and an unlinked file still serves it through its fd
-// but cannot outlive the process. Its name is libpager-HOST-PID-N.swap.
-void UnlinkLocalSwapFile(const Config& cfg) {
-  std::string dir = cfg.swap;
-  if (dir.empty()) {
-    const char* t = getenv("TMPDIR");
-    dir = t != nullptr && t[0] == '/' ? t : "/var/tmp";
-  }
-  if (dir.rfind("file://", 0) == 0) dir = dir.substr(7);
-  if (dir.empty() || dir[0] != '/') return;
-  const std::string tag = "-" + std::to_string(getpid()) + "-";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.rfind("libpager-", 0) == 0 && name.size() > 5 && name.compare(name.size() - 5, 5, ".swap") == 0 &&
-        name.find(tag) != std::string::npos) {
-      unlinkat(dirfd(d), name.c_str(), 0);
-    }
-  }
-  closedir(d);
-}
-
-// In pager context; one caller at a time (start.cc claims the start).
+// In pager context, under g_start_mu.
 Pager* StartPager(std::string* err) {
   std::vector<int> before = UffdFds();
+  const std::string location = g_config->EffectiveSwap();
+  // The store Init checked, or (a fork child) one of our own.
   std::unique_ptr<Store> store(std::exchange(g_store, nullptr));
-  auto r = store ? Pager::Create(*g_config, std::move(store)) : Pager::Create(*g_config);
+  if (!store) {
+    auto opened = OpenStore(location, g_config->swap_max, g_config->connect_timeout_ms);
+    if (!opened.ok()) {
+      *err = opened.status().message();
+      return nullptr;
+    }
+    store = std::move(*opened);
+  }
+  // A file that only Stop would remove (NFS), and the pager is never
+  // stopped: its reaper watches from before the file exists, so that no
+  // moment of the process's life can leave it behind.
+  const std::string leftover = store->swap_file_name();
+  if (!leftover.empty()) SpawnReaper(location, leftover, g_config->connect_timeout_ms);
+  auto r = Pager::Create(*g_config, std::move(store));
   if (!r.ok()) {
+    CancelReaper();
     *err = r.status().message();
     return nullptr;
   }
@@ -195,11 +192,14 @@ Pager* StartPager(std::string* err) {
     for (int b : before) old |= b == fd;
     if (!old && g_nuffds < kMaxUffds) g_uffds[g_nuffds++] = fd;
   }
-  UnlinkLocalSwapFile(*g_config);
   return r->release();
 }
 
+// The start lock is held across fork: a pager starting in another thread
+// finishes first, so the child never inherits a reaper pipe that
+// ReaperAfterForkChild does not know of.
 void ForkPrepare() {
+  pthread_mutex_lock(&g_start_mu);
   if (Pager* p = g_pager.load()) {
     PagerScope scope;
     p->BeginFork();
@@ -211,6 +211,7 @@ void ForkParent() {
     PagerScope scope;
     p->EndFork();
   }
+  pthread_mutex_unlock(&g_start_mu);
 }
 
 void ForkChild() {
@@ -223,7 +224,10 @@ void ForkChild() {
   // after the parent closes it.
   for (int i = 0; i < g_nuffds; i++) close(g_uffds[i]);
   g_nuffds = 0;
+  // The parent's swap file goes when the parent does, not when we do.
+  ReaperAfterForkChild();
   ResetStartAfterForkChild();
+  g_start_mu = PTHREAD_MUTEX_INITIALIZER;  // held across the fork (ForkPrepare)
   HeapAfterForkChild();
 }
 
@@ -256,12 +260,15 @@ __attribute__((constructor)) void Init() {
   if (!s.ok()) Refuse(s.message());
   if (!g_settings.start_at_set) g_settings.start_at = cfg->memory_limit / 2;
   if (!HeapInit()) Refuse("jemalloc: cannot create the pager's arena");
+  LocateReaper();
   {
     PagerScope scope;
     g_config = new Config(*cfg);
     if (g_settings.start_at == 0) {
       std::string err;
+      pthread_mutex_lock(&g_start_mu);
       Pager* p = StartPager(&err);
+      pthread_mutex_unlock(&g_start_mu);
       if (p == nullptr) Refuse(err);
       g_pager.store(p);
     } else if (Status c = CheckCanPage(*g_config); !c.ok()) {
@@ -275,8 +282,20 @@ __attribute__((constructor)) void Init() {
 
 // The pager is never stopped: stopping brings every swapped page home, which
 // at exit would cost a full swap-in past the limit, and the program's last
-// exit handlers (and stdio's flush after them) may still touch paged memory.
-// Its threads end with the process.
+// exit handlers, other threads (a JVM's) and stdio's final flush may still
+// touch paged memory after this runs. Its threads end with the process.
+//
+// So the swap file is not removed from in here either: a late swap-in
+// would find it gone and turn into a SIGBUS. Instead:
+//  - a local file was unlinked by its store as soon as it was created (the
+//    store serves it through its fd): the kernel frees it when the process
+//    ends, however it ends;
+//  - an NFS file is removed by libpager-reaper (reaper.cc), spawned just
+//    before the store creates it, once the last thread of this image is gone:
+//    at exit, crash, SIGKILL or exec. A fork child's copy of the reaper's
+//    pipe is closed at once, so a child that outlives us does not keep our
+//    file; an exec'd program makes a file of its own, with a new random
+//    name.
 __attribute__((destructor)) void Fini() {
   if (!g_settings.stats_at_exit) return;
   // A process whose pager never started (it never had memory worth paging)
@@ -327,7 +346,9 @@ bool PagingWanted() { return g_active.load(std::memory_order_acquire); }
 void StartPagerLazily() {
   PagerScope scope;
   std::string err;
+  pthread_mutex_lock(&g_start_mu);
   Pager* p = StartPager(&err);
+  pthread_mutex_unlock(&g_start_mu);
   if (p == nullptr) {
     // The program is running: it cannot be refused now. Said once, loudly.
     g_active.store(false);

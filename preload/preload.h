@@ -4,6 +4,9 @@
 //   heap.cc       jemalloc: paged arenas (extent hooks), the pager's own
 //                 unpaged arena, binding threads to them
 //   interpose.cc  mmap, mmap64, madvise, pthread_create; adoption of ranges
+//   start.cc      when the pager starts; the ranges noted until then
+//   reaper_spawn.cc  spawning libpager-reaper (reaper.cc), which removes an
+//                 NFS swap file once this process image is gone
 //
 // Who may touch paged memory. A fault in paged memory is served by the
 // pager's thread; if that thread (or a thread it waits for, like a store
@@ -19,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "pager/store.h"  // kPageSize
 
@@ -110,6 +114,20 @@ void ForgetPending(uintptr_t addr, size_t len);
 // Adopts what was noted before the pager started.
 void AdoptPendingRanges(Pager* p);
 void ResetStartAfterForkChild();
+
+// ---- the reaper (reaper_spawn.cc) ----------------------------------------------
+// Finds libpager-reaper from the preload's own path. Called once at start,
+// before the program can change its working directory.
+void LocateReaper();
+// Spawns the reaper for the swap file `name` that the store at `location`
+// is about to create. Caller holds the start lock. A failure is logged (the
+// file will then outlive the program); it never stops the program.
+void SpawnReaper(const std::string& location, const std::string& name, uint32_t timeout_ms);
+// The store did not start: the reaper exits without removing anything.
+void CancelReaper();
+// Fork child: closes its copy of the parent's reaper pipe.
+void ReaperAfterForkChild();
+
 // ---- raw system calls (interpose.cc) -------------------------------------------
 // Never interposed: the preload, jemalloc and libpager map their own memory
 // with these (the link wraps their mmap/munmap/madvise/mremap calls here).

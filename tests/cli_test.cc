@@ -8,9 +8,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <filesystem>
@@ -23,7 +25,9 @@
 
 #include "memory_bounds.h"
 #include "nfs_server.h"
+#include "process_id.h"
 #include "stats_segment.h"  // the layout, to forge and cut stats files as another user would
+#include "swap_file.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -657,50 +661,136 @@ TEST(PagerctlStats, LimitOverrunsAreShownInEveryView) {
   EXPECT_EQ(h.Stop(), 0);
 }
 
+// The names of the regular files and links in `dir`, sorted.
+std::vector<std::string> Names(const std::string& dir) {
+  std::vector<std::string> v;
+  for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// The name process `pid` of this host would give a swap file (swap_file.h).
+std::string SwapNameOf(pid_t pid, const std::string& host = pager::SwapFileHost()) {
+  pager::SwapFileName n = *pager::NewSwapFileName();
+  n.host = host;
+  n.pid = pid;
+  n.start_time = pager::ProcessStartTime(pid);
+  return n.ToString();
+}
+
 TEST(PagerctlGc, RemovesACrashedProcesssLeftoversAndNothingElse) {
-  TempDir stats, swap;
+  TempDir stats, swap, elsewhere;
   Helper live(kPages, HelperEnv(stats.path(), swap.path()));
   Helper crashed(kPages, HelperEnv(stats.path(), swap.path()));
   ASSERT_TRUE(live.ready() && crashed.ready());
   const std::string crashed_pid = std::to_string(crashed.pid()), live_pid = std::to_string(live.pid());
+  // The file store unlinks its files at once: the directory is empty. Swap
+  // files named as those two processes would name them stand in for files
+  // left by a crash between create and unlink, or made on a shared mount.
+  EXPECT_TRUE(fs::is_empty(swap.path())) << "the file store left its file visible";
+  const std::string dead = SwapNameOf(crashed.pid()), alive = SwapNameOf(live.pid());
+  const std::string other_host = SwapNameOf(crashed.pid(), "otherhost");
   crashed.Kill();
-  // Bystanders: another host's swap file of a dead pid (on a shared
-  // directory), an unrelated file, and a look-alike name.
-  for (const char* name : {"libpager-otherhost-999999-0.swap", "notes.txt", "libpager-x.swap"}) {
+  // Bystanders: the old name format (with the dead pid), a look-alike, an
+  // unrelated file, and a symlink with a dead process's name: never followed,
+  // never removed.
+  for (const std::string& name : {dead, alive, other_host, "libpager-" + pager::SwapFileHost() + "-" + crashed_pid +
+                                  "-0.swap", std::string("libpager-x.swap"), std::string("notes.txt")}) {
     std::ofstream(swap.path() + "/" + name) << "x";
   }
   const std::string user_stats = stats.path() + "/libpager-" + std::to_string(geteuid());  // this user's
+  const std::string target = elsewhere.path() + "/target";
+  std::ofstream(target) << "x";
+  const std::string link = SwapNameOf(crashed.pid());
+  fs::create_symlink(target, swap.path() + "/" + link);
   std::ofstream(user_stats + "/libpager.notanumber") << "x";
-  auto names = [](const std::string& dir) {
-    std::vector<std::string> v;
-    for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename());
-    std::sort(v.begin(), v.end());
-    return v;
-  };
-  auto before_swap = names(swap.path()), before_stats = names(user_stats);
+  auto before_swap = Names(swap.path()), before_stats = Names(user_stats);
   ASSERT_EQ(before_stats.size(), 3u);
-  ASSERT_EQ(before_swap.size(), 5u);
+  ASSERT_EQ(before_swap.size(), 7u);
 
-  Output dry = Pagerctl({"gc", "--dry-run", "--stats-dir", stats.path(), "--swap-dir", swap.path()});
+  const std::map<std::string, std::string> env = {{"TMPDIR", elsewhere.path()}, {"LIBPAGER_SWAP", ""}};
+  Output dry = Pagerctl({"gc", "--dry-run", "--stats-dir", stats.path(), "--swap", swap.path()}, env);
   EXPECT_EQ(dry.status, 0) << dry.err;
-  EXPECT_EQ(names(user_stats), before_stats) << "--dry-run removed something";
-  EXPECT_EQ(names(swap.path()), before_swap) << "--dry-run removed something";
+  EXPECT_EQ(Names(user_stats), before_stats) << "--dry-run removed something";
+  EXPECT_EQ(Names(swap.path()), before_swap) << "--dry-run removed something";
+  EXPECT_CONTAINS(dry.out, "would remove " + swap.path() + "/" + dead);
 
-  Output r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap-dir", swap.path()}, {{"TMPDIR", swap.path()}});
+  Output r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap", swap.path()}, env);
   EXPECT_EQ(r.status, 0) << r.err;
-  char host[64] = "";
-  gethostname(host, sizeof host - 1);
-  EXPECT_EQ(names(user_stats), (std::vector<std::string>{"libpager." + live_pid + ".0", "libpager.notanumber"}));
-  std::vector<std::string> kept = {"libpager-" + std::string(host) + "-" + live_pid + "-0.swap",
-                                    "libpager-otherhost-999999-0.swap", "libpager-x.swap", "notes.txt"};
-  std::sort(kept.begin(), kept.end());
-  EXPECT_EQ(names(swap.path()), kept);
+  EXPECT_EQ(Names(user_stats), (std::vector<std::string>{"libpager." + live_pid + ".0", "libpager.notanumber"}));
+  auto kept = before_swap;
+  kept.erase(std::find(kept.begin(), kept.end(), dead));
+  EXPECT_EQ(Names(swap.path()), kept);
+  EXPECT_TRUE(fs::exists(target)) << "gc followed a symlink";
   EXPECT_CONTAINS(r.out, "libpager." + crashed_pid + ".0");
-  EXPECT_CONTAINS(r.out, "-" + crashed_pid + "-0.swap");
+  EXPECT_CONTAINS(r.out, "removed " + swap.path() + "/" + dead + " (process " + crashed_pid + " is gone)");
+  EXPECT_CONTAINS(r.out, "kept " + swap.path() + "/" + other_host + " (made on host otherhost");
+  EXPECT_EQ(r.out.find(alive), std::string::npos) << "a live process's file is not worth a line";
   // The live process is untouched and still visible.
   EXPECT_CONTAINS(Pagerctl({"ps", "--stats-dir", stats.path()}).out, live_pid + " ");
   EXPECT_EQ(live.Stop(), 0);
-  EXPECT_EQ(Pagerctl({"gc", "--swap-dir", "nfs://127.0.0.1/export"}).status, 2);
+  EXPECT_EQ(Pagerctl({"gc", "--swap", "relative/dir"}).status, 2);
+  Output short_idle = Pagerctl({"gc", "--idle", "1m"});
+  EXPECT_EQ(short_idle.status, 2);
+  EXPECT_CONTAINS(short_idle.err, "--idle");
+}
+
+// gc over NFS: a crashed library user's file (nothing removes it: no
+// reaper outside the preload) goes; a live process's stays; other hosts'
+// files are listed, and go with --idle only once untouched for that long.
+TEST(PagerctlGc, OverNfsRemovesADeadProcesssFileAndNoLiveOne) {
+  pager::testing::NfsServer server;
+  if (!server.Start()) GTEST_SKIP() << "no NFS server: " << server.error();
+  TempDir stats, elsewhere;
+  const std::string url = server.url(), dir = server.export_dir();
+  Helper live(kPages, HelperEnv(stats.path(), url));
+  Helper crashed(kPages, HelperEnv(stats.path(), url));
+  ASSERT_TRUE(live.ready() && crashed.ready());
+  auto file_of = [&](pid_t pid) {
+    for (const std::string& name : Names(dir)) {
+      pager::SwapFileName n;
+      if (pager::ParseSwapFileName(name, &n) && n.pid == pid) return name;
+    }
+    return std::string();
+  };
+  const std::string dead = file_of(crashed.pid()), alive = file_of(live.pid());
+  const std::string crashed_pid = std::to_string(crashed.pid());
+  ASSERT_NE(dead, "");
+  ASSERT_NE(alive, "");
+  crashed.Kill();
+  const std::string idle = SwapNameOf(4242, "otherhost"), busy = SwapNameOf(4243, "otherhost");
+  std::ofstream(dir + "/" + idle) << "x";
+  std::ofstream(dir + "/" + busy) << "x";
+  const time_t hours_ago = time(nullptr) - 3 * 3600;
+  const timeval old[2] = {{hours_ago, 0}, {hours_ago, 0}};
+  ASSERT_EQ(utimes((dir + "/" + idle).c_str(), old), 0);
+  const auto all = Names(dir);
+  const std::map<std::string, std::string> env = {{"TMPDIR", elsewhere.path()}, {"LIBPAGER_SWAP", ""}};
+
+  Output dry = Pagerctl({"gc", "-n", "--stats-dir", stats.path(), "--swap", url}, env);
+  EXPECT_EQ(dry.status, 0) << dry.err;
+  EXPECT_EQ(Names(dir), all) << "--dry-run removed something";
+  EXPECT_CONTAINS(dry.out, "would remove nfs://127.0.0.1/export/" + dead);
+  EXPECT_CONTAINS(dry.out, "kept nfs://127.0.0.1/export/" + idle);
+
+  Output r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap", url}, env);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "removed nfs://127.0.0.1/export/" + dead + " (process " + crashed_pid + " is gone)");
+  EXPECT_EQ(Names(dir), Sorted({alive, busy, idle}));
+
+  r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap", url, "--idle", "1h"}, env);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "removed nfs://127.0.0.1/export/" + idle);
+  EXPECT_EQ(Names(dir), Sorted({alive, busy}));
+  // The live process's file was never touched; its pager still pages.
+  live.Send("touch\n");
+  EXPECT_EQ(live.Stop(), 0);
+  EXPECT_EQ(Names(dir), std::vector<std::string>{busy}) << "the live process's Stop should remove its own";
 }
 
 }  // namespace

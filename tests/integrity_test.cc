@@ -63,7 +63,7 @@ TEST_P(Integrity, UnreadableSwapCopyRaisesSigbus) {
 INSTANTIATE_TEST_SUITE_P(Modes, Integrity, ::testing::Values("", "poison"),
                          [](const auto& info) { return std::string(info.param).empty() ? "Poison" : "Tgkill"; });
 
-// A directory for swap files that dying children leave behind.
+// A directory for the death-test children's swap files.
 struct TempDir {
   TempDir() {
     char tmpl[] = "/tmp/pager-integrity-XXXXXX";
@@ -83,7 +83,7 @@ void TouchAfterDamagingSwapFile(const std::string& dir, Damage damage) {
   auto store = OpenStore(dir, 0, 0);
   Store* raw = store->get();
   auto pr = Pager::Create(TestConfig(kLimit), std::move(*store));
-  std::string path = raw->Describe().substr(5);  // "file <path>", known once started
+  std::string path = SwapFd(*raw);  // the file is unlinked: reach it through our fd
   auto* p = static_cast<unsigned char*>(*(*pr)->Map(kPages * kPageSize));
   for (size_t i = 0; i < kPages; i++) FillPage(p + i * kPageSize, i, 1);
   (*pr)->Sync();

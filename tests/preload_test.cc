@@ -12,10 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "nfs_server.h"
+#include "swap_file.h"
 
 namespace {
 
@@ -69,14 +73,25 @@ uint64_t Field(const std::string& line, const std::string& name) {
   return std::regex_search(line, m, re) ? std::stoull(m[1]) : 0;
 }
 
-// Runs `cmd` with /bin/sh, with the preload when `preload` is true, stdout
-// and stderr captured. `uid` >= 0: as that user.
-RunResult RunCommand(const std::string& cmd, const Env& env, bool preload = true, int uid = -1) {
-  TempDir dir;
-  const std::string out = dir.path() + "/out", err = dir.path() + "/err", stats = dir.path() + "/stats";
-  auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = fork();
-  if (pid == 0) {
+// A command started by StartCommand: its process, and where its output goes.
+struct Running {
+  pid_t pid = -1;
+  std::unique_ptr<TempDir> dir;
+  std::chrono::steady_clock::time_point t0;
+};
+
+// Starts `cmd` with /bin/sh, with the preload when `preload` is true, stdout
+// and stderr captured. `uid` >= 0: as that user. `before_exec` runs in the
+// child, whose pid the command's first process keeps.
+Running StartCommand(const std::string& cmd, const Env& env, bool preload = true, int uid = -1,
+                     const std::function<void()>& before_exec = nullptr) {
+  Running run;
+  run.dir = std::make_unique<TempDir>();
+  const std::string out = run.dir->path() + "/out", err = run.dir->path() + "/err",
+                    stats = run.dir->path() + "/stats";
+  run.t0 = std::chrono::steady_clock::now();
+  run.pid = fork();
+  if (run.pid == 0) {
     int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
     int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
     dup2(o, 1);
@@ -93,25 +108,33 @@ RunResult RunCommand(const std::string& cmd, const Env& env, bool preload = true
       }
     }
     if (uid >= 0 && (setgid(uid) != 0 || setuid(uid) != 0)) _exit(126);
+    if (before_exec) before_exec();
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(126);
   }
+  return run;
+}
+
+// Waits for a command StartCommand started (SIGKILL past kTimeoutSeconds:
+// a hang, a fault nobody serves, fails the test instead of stalling ctest)
+// and collects what it wrote.
+RunResult FinishCommand(Running& run) {
+  const std::string dir = run.dir->path();
   RunResult r;
   int st = 0;
-  // A hang (a fault nobody serves) fails the test instead of stalling ctest.
-  while (waitpid(pid, &st, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(kTimeoutSeconds)) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &st, 0);
+  while (waitpid(run.pid, &st, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() - run.t0 > std::chrono::seconds(kTimeoutSeconds)) {
+      kill(run.pid, SIGKILL);
+      waitpid(run.pid, &st, 0);
       break;
     }
     usleep(20000);
   }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run.t0).count();
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = ReadAll(out);
-  r.err = ReadAll(err);
-  r.stats_text = ReadAll(stats);
+  r.out = ReadAll(dir + "/out");
+  r.err = ReadAll(dir + "/err");
+  r.stats_text = ReadAll(dir + "/stats");
   std::istringstream lines(r.stats_text);
   for (std::string line; std::getline(lines, line);) {
     std::smatch m;
@@ -125,6 +148,11 @@ RunResult RunCommand(const std::string& cmd, const Env& env, bool preload = true
     s.checksum_failures = Field(line, "checksum_failures");
   }
   return r;
+}
+
+RunResult RunCommand(const std::string& cmd, const Env& env, bool preload = true, int uid = -1) {
+  Running run = StartCommand(cmd, env, preload, uid);
+  return FinishCommand(run);
 }
 
 // The stats of the process that ran the command itself (sh execs it: the
@@ -422,21 +450,29 @@ const Program kPrograms[] = {
     {"node", "true", "node " PAGER_SOURCE_DIR "/tests/programs/hog.js 200000", "48M"},
 };
 
-class RealProgram : public ::testing::TestWithParam<std::tuple<Program, std::string>> {
+// A loopback NFS server for a whole test suite: its SetUpTestSuite and
+// TearDownTestSuite call StartServer and StopServer.
+class WithNfsServer {
  protected:
-  static void SetUpTestSuite() {
+  static void StartServer() {
     nfs_ = new pager::testing::NfsServer();
     nfs_ok_ = nfs_->Start();
   }
-  static void TearDownTestSuite() {
+  static void StopServer() {
     delete nfs_;
     nfs_ = nullptr;
   }
   static pager::testing::NfsServer* nfs_;
   static bool nfs_ok_;
 };
-pager::testing::NfsServer* RealProgram::nfs_ = nullptr;
-bool RealProgram::nfs_ok_ = false;
+pager::testing::NfsServer* WithNfsServer::nfs_ = nullptr;
+bool WithNfsServer::nfs_ok_ = false;
+
+class RealProgram : public ::testing::TestWithParam<std::tuple<Program, std::string>>, public WithNfsServer {
+ protected:
+  static void SetUpTestSuite() { StartServer(); }
+  static void TearDownTestSuite() { StopServer(); }
+};
 
 TEST_P(RealProgram, OutputIsByteIdenticalToAnUnpagedRun) {
   const Program& p = std::get<0>(GetParam());
@@ -467,5 +503,219 @@ INSTANTIATE_TEST_SUITE_P(, RealProgram,
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param);
                          });
+
+// ---- swap files: who removes what, exec, pid reuse ----------------------------
+//
+// A program far over its limit (48 MiB under 16M), its output a hash of all
+// it wrote: any page lost or wrong changes it.
+constexpr const char* kWorkPy =
+    "import hashlib, os, sys\n"
+    "a = [bytes([i % 251]) * (1 << 20) for i in range(48)]\n"
+    "print(hashlib.sha256(b''.join(a)).hexdigest())\n";
+
+std::vector<std::string> SwapFilesIn(const std::string& dir) {
+  std::vector<std::string> v;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".swap") v.push_back(e.path().filename());
+  }
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Waits until `dir` holds no swap file; what is left at the deadline.
+std::vector<std::string> SwapFilesLeftAfter(const std::string& dir, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::string> left;
+  while (!(left = SwapFilesIn(dir)).empty() && std::chrono::steady_clock::now() < deadline) usleep(50000);
+  return left;
+}
+
+class SwapFileLifetime : public ::testing::Test, public WithNfsServer {
+ protected:
+  static void SetUpTestSuite() { StartServer(); }
+  static void TearDownTestSuite() { StopServer(); }
+  // "file", "nfs3" or "nfs4": the swap location, and *dir gets the local
+  // directory its files are in. NFS: a directory of its own in the export.
+  std::string Swap(const std::string& store, std::string* dir) {
+    if (store == "file") {
+      *dir = local_.path();
+      return local_.path();
+    }
+    EXPECT_TRUE(nfs_ok_) << nfs_->error();
+    static int n = 0;
+    const std::string sub = "t" + std::to_string(getpid()) + "_" + std::to_string(n++);
+    *dir = nfs_->export_dir() + "/" + sub;
+    std::filesystem::create_directory(*dir);
+    return nfs_->url(sub, store == "nfs4" ? "version=4" : "");
+  }
+  Env Paged(const std::string& swap) { return {{"LIBPAGER_LIMIT", "16M"}, {"LIBPAGER_SWAP", swap}}; }
+
+  TempDir local_, work_;
+};
+
+class SwapFileExec : public SwapFileLifetime,
+                     public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {};
+
+// Issue 9 (5b): a program that execs through a wrapper (sh -c 'exec ...',
+// env, nice), each image paged with a swap file of its own: the same output
+// as unpaged, and no swap file left once it exits normally. Over NFS the
+// second image used to fail to start (NFS3ERR_EXIST on the first image's
+// file, named for the same pid).
+TEST_P(SwapFileExec, ProgramThatExecsRunsAndLeavesNoSwapFile) {
+  const auto& [store, wrapper] = GetParam();
+  std::string dir;
+  const std::string swap = Swap(store, &dir);
+  {
+    std::ofstream(work_.path() + "/w.py") << kWorkPy;
+  }
+  const std::string py = "python3 " + work_.path() + "/w.py";
+  const std::string cmd = wrapper == "none"    ? py
+                          : wrapper == "sh"    ? "sh -c 'exec " + py + "'"
+                          : wrapper == "env"   ? "env " + py
+                                               : "nice " + py;
+  RunResult plain = RunCommand(cmd, {}, false);
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  RunResult r = RunCommand(cmd, Paged(swap));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, plain.out) << r.err;
+  ExpectPaged(r, Busiest(r));
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+}
+
+INSTANTIATE_TEST_SUITE_P(, SwapFileExec,
+                         ::testing::Combine(::testing::Values("file", "nfs3", "nfs4"),
+                                            ::testing::Values("none", "sh", "env", "nice")),
+                         [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
+
+class SwapFileNfs : public SwapFileLifetime, public ::testing::WithParamInterface<std::string> {};
+
+// SIGKILL runs nothing of the program's: the reaper sees its pipe end and
+// removes the file.
+TEST_P(SwapFileNfs, KilledProgramLeavesNoSwapFile) {
+  std::string dir;
+  const std::string swap = Swap(GetParam(), &dir);
+  Running run = StartCommand("exec python3 -c 'import time\na = bytearray(48 << 20)\n"
+                             "for i in range(0, len(a), 4096): a[i] = 1\nprint(\"ready\", flush=True)\n"
+                             "time.sleep(600)'",
+                             Paged(swap));
+  // Killed once it has paged (sh had a file of its own before it exec'd).
+  const std::string out = run.dir->path() + "/out";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (ReadAll(out) != "ready\n" && std::chrono::steady_clock::now() < deadline) usleep(20000);
+  ASSERT_EQ(ReadAll(out), "ready\n") << ReadAll(run.dir->path() + "/err");
+  ASSERT_EQ(SwapFilesIn(dir).size(), 1u) << "the program made no swap file";
+  kill(run.pid, SIGKILL);
+  RunResult r = FinishCommand(run);
+  EXPECT_EQ(r.status, 128 + SIGKILL) << r.err;
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+}
+
+// A fork child that outlives its parent must not keep the parent's file:
+// the parent's goes when the parent exits, the child's when the child does.
+TEST_P(SwapFileNfs, ForkChildDoesNotKeepItsParentsSwapFile) {
+  std::string dir;
+  const std::string swap = Swap(GetParam(), &dir);
+  RunResult r = RunCommand(
+      "exec python3 -c 'import os, sys, time\na = [bytes([i]) * (1 << 20) for i in range(32)]\n"
+      "pid = os.fork()\nif pid == 0:\n  b = [bytes([i]) * (1 << 20) for i in range(8)]\n"
+      "  time.sleep(600)\n  os._exit(0)\nprint(os.getpid(), pid)'",
+      Paged(swap));
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream ids(r.out);
+  int parent = 0, child = 0;
+  ASSERT_TRUE(ids >> parent >> child) << r.out;
+  auto files_of = [&](int pid) {
+    std::vector<std::string> v;
+    for (const std::string& f : SwapFilesIn(dir)) {
+      if (f.find("-" + std::to_string(pid) + "-") != std::string::npos) v.push_back(f);
+    }
+    return v;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!files_of(parent).empty() && std::chrono::steady_clock::now() < deadline) usleep(50000);
+  EXPECT_EQ(files_of(parent), std::vector<std::string>{}) << "the child kept its parent's file";
+  EXPECT_EQ(kill(child, 0), 0) << "the child should still run";
+  EXPECT_EQ(files_of(child).size(), 1u) << "the child pages with a file of its own";
+  kill(child, SIGKILL);
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+}
+
+INSTANTIATE_TEST_SUITE_P(, SwapFileNfs, ::testing::Values("nfs3", "nfs4"),
+                         [](const auto& info) { return info.param; });
+
+class SwapFileAnyStore : public SwapFileLifetime, public ::testing::WithParamInterface<std::string> {};
+
+// Issue 9 (5): the preload removed every libpager-*.swap holding
+// "-<own pid>-", other hosts' files in a shared directory included. Files
+// named for our pid but not ours, made before the program starts, survive
+// its start and its exit.
+TEST_P(SwapFileAnyStore, FilesNamedWithOurPidButNotOursSurvive) {
+  std::string dir;
+  const std::string swap = Swap(GetParam(), &dir);
+  std::vector<std::string> planted;
+  const std::string host = pager::SwapFileHost();
+  Running run = StartCommand(Probe("heap 32"), Paged(swap), true, -1, [&] {
+    const std::string pid = std::to_string(getpid());
+    for (const std::string& name :
+         {"libpager-otherhost-" + pid + "-0.swap", "libpager-" + host + "-" + pid + "-0.swap",
+          "libpager-otherhost-" + pid + "-1-4026531836-0123456789abcdef0123456789abcdef.swap"}) {
+      close(open((dir + "/" + name).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600));
+    }
+  });
+  RunResult r = FinishCommand(run);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+  const std::string pid = std::to_string(run.pid);
+  std::vector<std::string> want = {"libpager-" + host + "-" + pid + "-0.swap", "libpager-otherhost-" + pid + "-0.swap",
+                                   "libpager-otherhost-" + pid +
+                                       "-1-4026531836-0123456789abcdef0123456789abcdef.swap"};
+  std::sort(want.begin(), want.end());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (SwapFilesIn(dir) != want && std::chrono::steady_clock::now() < deadline) usleep(50000);
+  EXPECT_EQ(SwapFilesIn(dir), want);
+}
+
+// Two processes with the same host and pid at once (pid 1 of two fresh PID
+// namespaces, as in two containers) both start and run: their names differ
+// by random bits. Over NFS the second used to fail with NFS3ERR_EXIST, as a
+// restarted container did on its predecessor's file. Each is its
+// namespace's init and, as an init does, waits for every child before it
+// ends: the reaper must not be one of them (it would wait for its parent).
+TEST_P(SwapFileAnyStore, TwoProcessesWithTheSameHostAndPidBothRun) {
+  if (getuid() != 0) GTEST_SKIP() << "unshare --pid --mount-proc needs root";
+  if (system("unshare --pid --fork --mount-proc true 2>/dev/null") != 0) GTEST_SKIP() << "unshare --pid fails here";
+  std::string dir;
+  const std::string swap = Swap(GetParam(), &dir);
+  const std::string go = work_.path() + "/go";
+  const std::string cmd = "exec unshare --pid --fork --mount-proc python3 -c 'import os, time\n"
+                          "a = bytearray(32 << 20)\nfor i in range(0, len(a), 4096): a[i] = 1\n"
+                          "print(os.getpid(), flush=True)\nwhile not os.path.exists(\"" + go + "\"): time.sleep(0.02)\n"
+                          "end = time.time() + 20\nwhile True:\n"
+                          "  try: pid, _ = os.waitpid(-1, os.WNOHANG)\n  except ChildProcessError: break\n"
+                          "  if pid == 0 and time.time() > end: print(\"a child never ended\"); break\n"
+                          "  if pid == 0: time.sleep(0.02)\n"
+                          "print(sum(a[::4096]))'";
+  Running runs[2] = {StartCommand(cmd, Paged(swap)), StartCommand(cmd, Paged(swap))};
+  // Both started and paged, and are alive together.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (Running& run : runs) {
+    const std::string out = run.dir->path() + "/out";
+    while (ReadAll(out).empty() && waitpid(run.pid, nullptr, WNOHANG) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      usleep(20000);
+    }
+    EXPECT_EQ(ReadAll(out), "1\n") << ReadAll(run.dir->path() + "/err");
+  }
+  std::ofstream(go) << "";
+  for (Running& run : runs) {
+    RunResult r = FinishCommand(run);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "1\n8192\n") << r.err;
+    ASSERT_TRUE(r.stats.count(1)) << "no pager in pid 1: " << r.stats_text;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(, SwapFileAnyStore, ::testing::Values("file", "nfs3"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace

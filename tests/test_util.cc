@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -189,6 +190,20 @@ bool BecomeNobody() {
   passwd* pw = getpwnam("nobody");
   return pw != nullptr && setgroups(0, nullptr) == 0 && setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == 0 &&
          setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == 0;
+}
+
+std::string SwapFd(const Store& store) {
+  const std::string target = store.Describe().substr(5);
+  DIR* d = opendir("/proc/self/fd");
+  std::string found;
+  while (dirent* e = d != nullptr ? readdir(d) : nullptr) {
+    const std::string fd = std::string("/proc/self/fd/") + e->d_name;
+    char link[4096];
+    ssize_t n = readlink(fd.c_str(), link, sizeof link - 1);
+    if (n > 0 && std::string(link, static_cast<size_t>(n)) == target) found = fd;
+  }
+  if (d != nullptr) closedir(d);
+  return found;
 }
 
 }  // namespace pager::testing

@@ -120,4 +120,10 @@ bool CanActAsNobody();
 // In a forked child: becomes `nobody` for good (groups, gid and uid).
 bool BecomeNobody();
 
+// A local file store's open swap file, unlinked at its start, as
+// /proc/self/fd/N (a path that opens and truncates it); "" if no fd of
+// this process is the file the store describes ("file <path> (deleted)").
+std::string SwapFd(const Store& store);
+
+
 }  // namespace pager::testing

@@ -103,7 +103,7 @@ struct Judgement {
 // May take the file's lock.
 Judgement Judge(int fd, const PagedProcess& p, uid_t owner) {
   const std::string pid = std::to_string(p.pid);
-  auto id = ReadProcessIdentity(p.pid);
+  auto id = ReadProcessInfo(p.pid);
   if (!id) return {Verdict::kStale, "process " + pid + " is gone"};
   if (id->start_time != p.start_time) return {Verdict::kStale, "pid " + pid + " now names another process"};
   // Only root or the process's own user can have written for it. (A process
@@ -146,7 +146,7 @@ std::string StaleReason(int fd, const StatsDir& dir, const std::string& name) {
   }
   // No usable header: being created, or its creator died first. Only the
   // pid in the name can tell; a live one may still be writing it.
-  if (!ReadProcessIdentity(name_pid)) return "process " + std::to_string(name_pid) + " is gone (file never completed)";
+  if (!ReadProcessInfo(name_pid)) return "process " + std::to_string(name_pid) + " is gone (file never completed)";
   return "";
 }
 

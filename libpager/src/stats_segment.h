@@ -37,7 +37,7 @@
 
 #include "pager/monitor.h"
 #include "pager/status.h"
-#include "process_identity.h"
+#include "process_id.h"
 #include "stats.h"
 #include "stats_dir.h"
 

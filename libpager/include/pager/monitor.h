@@ -88,10 +88,7 @@ struct Leftover {
 // listed, nor is anything that is not a regular file of its directory's user.
 PAGER_EXPORT Result<std::vector<Leftover>> FindStaleStatsFiles(const std::string& dir);
 
-// Swap files (libpager-<host>-<pid>-<n>.swap) in the local directory `dir`
-// made on this host by processes that are gone. Files of other hosts (a
-// shared directory) and of live processes are never listed.
-PAGER_EXPORT Result<std::vector<Leftover>> FindStaleSwapFiles(const std::string& dir);
+// Swap files left behind: see pager/swap_files.h.
 
 // Removes a stale stats file, re-checking under its lock that it is still
 // stale and still the same file. Returns false, with no error, if it came

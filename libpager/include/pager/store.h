@@ -94,8 +94,17 @@ class PAGER_EXPORT Store {
     return 0;
   }
 
-  // Human-readable location, e.g. "file /var/tmp/libpager-host-123.swap".
+  // Human-readable location, e.g. "nfs 10.0.0.5:2049/export/libpager-....swap (v3, ...)".
   virtual std::string Describe() const = 0;
+
+  // The name of the swap file Start creates in the store's location, known
+  // from the store's creation on, if the file would outlive the process
+  // unless Stop removed it (a file on an NFS server). A process that never
+  // stops its store (the preload) hands the name to libpager-reaper before
+  // Start, and the reaper removes the file once the process is gone. Empty
+  // when nothing would be left behind: "memory:", or a local swap file,
+  // which is unlinked as soon as it is created.
+  virtual std::string swap_file_name() const { return {}; }
 };
 
 // Builds the store for a swap location:
