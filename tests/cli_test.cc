@@ -563,7 +563,7 @@ TEST(PagerctlPs, FifoUnderAStatsFileNameHangsNoCommand) {
                                         {"ps", "--all", "--json", "--interval", "0"},
                                         {"stats", pid},
                                         {"top", "-n", "1"},
-                                        {"gc", "--swap-dir", stats.path()}}) {
+                                        {"gc", "--swap", stats.path()}}) {
     args.push_back("--stats-dir");
     args.push_back(stats.path());
     Output r = Pagerctl(args);

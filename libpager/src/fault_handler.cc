@@ -243,6 +243,7 @@ void PagerCore::CompleteRead(Op* op) {
     op->retries++;
     stats_->Add(stats_->io_retries);
     op->io.error = 0;
+    op->io.attempt = op->retries;
     Submit(op);
     return;
   }

@@ -27,6 +27,10 @@ struct StoreOp {
   uint64_t slot = 0;        // first slot of the run
   uint32_t pages = 0;       // run length
   std::byte* buf = nullptr; // pages * kPageSize bytes
+  // How many times the pager has submitted this op before (a read whose
+  // pages failed their check is read once more): a store with several
+  // copies of a slot reads another copy on a later attempt.
+  uint32_t attempt = 0;
   // Set by the store before completion: 0, or a positive errno. A short read
   // (slots past the end of the file) is EIO, never a silent zero page. A slot
   // inside the file that was never written reads as whatever is there (a
