@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 PKGS=(build-essential cmake pkg-config git googletest libgtest-dev libbenchmark-dev
-      libnfs-dev libjemalloc-dev libxxhash-dev libboost-program-options-dev
+      libnfs-dev libjemalloc-dev libxxhash-dev libssl-dev libboost-program-options-dev
       nfs-ganesha nfs-ganesha-vfs rpcbind iproute2 procps python3 sqlite3 xz-utils coreutils
       libmicrohttpd-dev scdoc groff-base man-db dpkg-dev file python3-prometheus-client util-linux
       openjdk-17-jdk-headless nodejs)

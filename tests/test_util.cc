@@ -87,6 +87,8 @@ TestPager MakePager(uint64_t limit_pages, const std::string& mode, EvictionPolic
     std::string item = mode.substr(pos, end - pos);
     if (item == "slow") {
       slow = true;
+    } else if (item == "encrypt") {
+      c.encrypt = Config::Encrypt::kOn;
     } else if (!item.empty()) {
       c.disable_features += (c.disable_features.empty() ? "" : ",") + item;
     }
@@ -132,7 +134,10 @@ void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes
   ::testing::Test::RecordProperty("limit_plus_reserve", std::to_string(limit_bytes + s.reserve_bytes));
 }
 
-std::string ModeName(const std::string& mode) { return mode == "slow" ? "SlowStore" : "InlineStore"; }
+std::string ModeName(const std::string& mode) {
+  if (mode == "slow,encrypt") return "SlowStoreEncrypted";
+  return mode == "slow" ? "SlowStore" : "InlineStore";
+}
 
 // ---- Processes --------------------------------------------------------------
 

@@ -147,6 +147,10 @@ Result<Config> Config::FromEnvironment(Config c) {
   if (const char* v = getenv("LIBPAGER_SWAP")) c.swap = v;
   if (const char* v = getenv("LIBPAGER_DISABLE")) c.disable_features = v;
   if (const char* v = getenv("LIBPAGER_STATS_DIR")) c.stats_dir = v;
+  if (const char* v = getenv("LIBPAGER_ENCRYPT")) {
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return BadVar("LIBPAGER_ENCRYPT", v, "expected 0 or 1");
+    c.encrypt = v[0] == '1' ? Config::Encrypt::kOn : Config::Encrypt::kOff;
+  }
   if (const char* v = getenv("LIBPAGER_STATS")) {
     if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return BadVar("LIBPAGER_STATS", v, "expected 0 or 1");
     c.publish_stats = v[0] == '1';
@@ -168,6 +172,11 @@ Result<Config> Config::FromEnvironment() { return FromEnvironment(Config()); }
 uint64_t Config::EffectiveReserve() const {
   if (reserve != 0) return reserve;
   return std::clamp<uint64_t>(memory_limit / 100, kDefaultReserveMin, kDefaultReserveMax);
+}
+
+bool Config::Encrypting() const {
+  if (encrypt != Encrypt::kAuto) return encrypt == Encrypt::kOn;
+  return EffectiveSwap().rfind("nfs://", 0) == 0;
 }
 
 std::string Config::EffectiveSwap() const {

@@ -3,9 +3,12 @@
 //   empty     zero-fill, no I/O; sequential first touches fill ahead (one
 //             UFFDIO_COPY of up to readahead_pages pages from a zero run)
 //   inactive  re-install from the inactive frame, no I/O, no new frame
-//   writing   re-install from the write-back buffer, no I/O
+//   sealing   the same, from the frame its write-back batch has pinned
+//   writing   re-install from the write-back buffer (decrypted, with
+//             encryption), no I/O
 //   swapped   read the slot run (read-ahead on sequential faults) into the
-//             reserve, verify each page's checksum, install with one COPY
+//             reserve; the store's completion thread opens each page
+//             (checksum, or decryption and tag); install with one COPY
 //   reading   nothing: the install of the read in flight wakes every waiter
 //   resident  a stale second message: install a zero page, which fails with
 //             EEXIST and wakes the thread (the kernel's duplicate-message
@@ -27,7 +30,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "checksum.h"
 #include "core.h"
 #include "log.h"
 
@@ -85,14 +87,19 @@ PagerCore::Outcome PagerCore::ServeFault(Fault& f) {
       return Outcome::kDone;
     }
     case PageState::kInactive:
-      return ServeStaged(f, page, *e, frames_.at(e->aux()), true);
+      return ServeStaged(f, page, *e, frames_.at(e->aux()), Staged::kFrame);
+    case PageState::kSealing:
     case PageState::kWriting: {
       Op* op = ops_[e->aux()];
       for (uint32_t i = 0; i < op->io.pages; i++) {
-        if (op->pages[i] == page) return ServeStaged(f, page, *e, op->io.buf + i * kPageSize, false);
+        if (op->pages[i] != page) continue;
+        if (e->state() == PageState::kSealing) {
+          return ServeStaged(f, page, *e, frames_.at(op->frames[i]), Staged::kPinnedFrame);
+        }
+        return ServeStaged(f, page, *e, op->io.buf + i * kPageSize, Staged::kWriteBuffer);
       }
-      PAGER_LOG_ERROR("page %#lx: writing, but not in its op %u", static_cast<unsigned long>(page * kPageSize),
-                      e->aux());
+      PAGER_LOG_ERROR("page %#lx: %s, but not in its op %u", static_cast<unsigned long>(page * kPageSize),
+                      PageStateName(e->state()), e->aux());
       return Outcome::kDone;
     }
     case PageState::kSwapped:
@@ -147,9 +154,16 @@ PagerCore::Outcome PagerCore::ServeEmpty(Fault& f, uint64_t page) {
 }
 
 PagerCore::Outcome PagerCore::ServeStaged(Fault& f, uint64_t page, PageEntry& e, const std::byte* src,
-                                          bool from_frame) {
+                                          Staged from) {
   // From a frame the page trades its frame for a mapped one: no admission.
-  if (!from_frame && Admit(1) == 0) return Wait(f);
+  if (from == Staged::kWriteBuffer) {
+    if (Admit(1) == 0) return Wait(f);
+    src = Unsealed(src, e.slot());
+    if (src == nullptr) {
+      Poison(page, e, "its write-back copy does not open");
+      return Outcome::kDone;
+    }
+  }
   UffdRun r = uffd_.Copy(PageTable::AddrOf(page), src, 1);
   if (r.done == 0) {
     if (r.stop == UffdStop::kMmChanging) return Outcome::kRetry;
@@ -159,18 +173,30 @@ PagerCore::Outcome PagerCore::ServeStaged(Fault& f, uint64_t page, PageEntry& e,
     uffd_.Wake(PageTable::AddrOf(page), 1);
     return Outcome::kDone;  // the region went away; its unmap event discards it
   }
-  if (from_frame) {
-    frames_.Release(e.aux());
-    inactive_--;
-  } else {
-    // The write in flight owns its slot until it completes.
-    e.clear_slot();
-    resident_++;
+  switch (from) {
+    case Staged::kFrame:
+      frames_.Release(e.aux());
+      inactive_--;
+      break;
+    case Staged::kPinnedFrame:
+      inactive_--;  // its batch gives the frame back when it returns
+      break;
+    case Staged::kWriteBuffer:
+      e.clear_slot();  // the write in flight owns its slot until it completes
+      resident_++;
+      break;
   }
   SetResident(page, e, true);
   stats_->Add(stats_->faults_inactive);
   stats_->RecordFaultLatency(NowNs() - f.t0_ns);
   return Outcome::kDone;
+}
+
+const std::byte* PagerCore::Unsealed(const std::byte* src, uint32_t slot) {
+  if (!codec_->encrypting()) return src;
+  memcpy(scratch_.data(), src, kPageSize);
+  PageCodec::Session session = codec_->Begin();
+  return session.Open(scratch_.data(), slot, slots_.seal(slot)) ? scratch_.data() : nullptr;
 }
 
 uint32_t PagerCore::ReadRun(uint64_t page, const PageEntry& e, uint32_t max) {
@@ -200,6 +226,7 @@ PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e
     pe.set_state(PageState::kReading);
     pe.set_aux(op->io.id);
     op->pages[i] = page + i;
+    op->seals[i] = slots_.seal(pe.slot());
   }
   resident_ += n;
   swapped_ -= n;
@@ -224,6 +251,15 @@ void PagerCore::Poison(uint64_t page, PageEntry& e, const char* why) {
   uffd_.Wake(PageTable::AddrOf(page), 1);
 }
 
+void PagerCore::OpenRead(Op* op) const {
+  if (op->io.error != 0) return;
+  PageCodec::Session session = codec_->Begin();
+  for (uint32_t i = 0; i < op->io.pages; i++) {
+    op->verdict[i] = session.Open(op->io.buf + uint64_t{i} * kPageSize, static_cast<uint32_t>(op->io.slot + i),
+                                  op->seals[i]);
+  }
+}
+
 void PagerCore::CompleteRead(Op* op) {
   ops_in_flight_--;
   const uint32_t n = op->io.pages;
@@ -233,13 +269,13 @@ void PagerCore::CompleteRead(Op* op) {
   for (uint32_t i = 0; i < n; i++) {
     PageEntry* e = op->pages[i] == kDone ? nullptr : table_.Find(op->pages[i]);
     live[i] = e != nullptr && e->state() == PageState::kReading && e->aux() == op->io.id;
-    good[i] = live[i] && op->io.error == 0 &&
-              PageChecksum(op->io.buf + i * kPageSize) == slots_.checksum(static_cast<uint32_t>(op->io.slot + i));
+    good[i] = live[i] && op->io.error == 0 && op->verdict[i] == 1;
     if (live[i] && !good[i] && op->retries == 0) retry = true;
   }
   if (retry) {
     // One more read before declaring the copy bad: a transient fault on the
-    // way must not cost the program a page.
+    // way must not cost the program a page, and a store with several copies
+    // reads another one (StoreOp::attempt).
     op->retries++;
     stats_->Add(stats_->io_retries);
     op->io.error = 0;
@@ -255,12 +291,13 @@ void PagerCore::CompleteRead(Op* op) {
     }
     if (!good[i]) {
       PageEntry& e = table_.At(op->pages[i]);
-      char why[96];
+      char why[128];
       if (op->io.error != 0) {
         snprintf(why, sizeof why, "swap-in failed: %s", strerror(op->io.error));
         stats_->Add(stats_->io_errors);
       } else {
-        snprintf(why, sizeof why, "checksum mismatch in the swap copy");
+        snprintf(why, sizeof why, "%s", codec_->encrypting() ? "the swap copy fails its authentication tag (altered, moved or replayed)"
+                                                              : "checksum mismatch in the swap copy");
       }
       Poison(op->pages[i], e, why);
       resident_--;
@@ -321,7 +358,7 @@ bool PagerCore::BringHome() {
     switch (e.state()) {
       case PageState::kInactive:
       case PageState::kWriting:
-      case PageState::kSwapped: {
+      case PageState::kSwapped: {  // kSealing: inactive once its batch is back (draining)
         Fault f;
         f.addr = PageTable::AddrOf(page);
         f.t0_ns = NowNs();

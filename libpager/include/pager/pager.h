@@ -78,6 +78,15 @@ struct PAGER_EXPORT Config {
   // fallbacks: move, wp, poison, remap, unmap, remove, fork. LIBPAGER_DISABLE.
   std::string disable_features;
 
+  // Encrypt and authenticate every page written to the store (AES-256-GCM,
+  // a fresh key per pager, held only in locked memory; docs/security.md).
+  // kAuto: on for nfs://, where the pages leave the machine; off for a local
+  // file, which only its owner can read. LIBPAGER_ENCRYPT=0|1.
+  enum class Encrypt : uint8_t { kAuto = 0, kOn = 1, kOff = 2 };
+  Encrypt encrypt = Encrypt::kAuto;
+  // Whether pages are encrypted with these settings (kAuto resolved).
+  bool Encrypting() const;
+
   // Publish the stats in a shared-memory file that pagerctl reads (see
   // pager/monitor.h). A directory that cannot take the file is a logged
   // warning, never an error. LIBPAGER_STATS=0|1, LIBPAGER_STATS_DIR.
@@ -146,6 +155,7 @@ struct PAGER_EXPORT Stats {
                                      // or locked mappings) and faults went over the limit
   uint64_t move_refusals = 0;        // pages eviction found pinned, shared with a fork
                                      // child, read-only or mlocked (kept in memory)
+  uint64_t encrypted = 0;            // 1: pages are encrypted and authenticated in the store
   uint64_t metadata_bytes = 0;       // page tables, slot maps, queues: ordinary memory that
                                      // grows with what is mapped and swapped (every pager
                                      // of the process), not part of the reserve
