@@ -185,8 +185,13 @@ int Run(const std::vector<std::string>& args) {
       ("reserve", po::value<std::string>()->value_name("SIZE"),
        "the pager's locked emergency pool (default: 1% of the limit, 8M to 64M)")
       ("mmap-threshold", po::value<std::string>()->value_name("SIZE"),
-       "page private anonymous mmaps at least this large; 0: none (default: 1M)")
+       "page private anonymous mmaps at least this large; 0: none (default: 256K)")
       ("no-heap", "do not page the malloc heap (by default the preload's malloc pages it)")
+      ("start-at", po::value<std::string>()->value_name("SIZE"),
+       "start the pager once this much memory could be paged; 0: before the program's main "
+       "(default: half the limit)")
+      ("encrypt", "encrypt and authenticate every page in the store (default: on for nfs://, off for a directory)")
+      ("no-encrypt", "store pages in clear, even on an NFS server")
       ("policy", po::value<std::string>()->value_name("clock|fifo"), "eviction policy (default: clock)")
       ("readahead", po::value<uint32_t>()->value_name("PAGES"), "read-ahead bound in pages, 1..1024 (default: 64)")
       ("connect-timeout", po::value<std::string>()->value_name("DURATION"),
@@ -238,6 +243,9 @@ int Run(const std::vector<std::string>& args) {
       throw UsageError("--log: '" + l + "': expected error, warn, info or debug");
     }
   }
+  if (vm.count("encrypt") && vm.count("no-encrypt")) throw UsageError("--encrypt and --no-encrypt: pick one");
+  if (vm.count("encrypt")) cfg.encrypt = pager::Config::Encrypt::kOn;
+  if (vm.count("no-encrypt")) cfg.encrypt = pager::Config::Encrypt::kOff;
   if (vm.count("no-stats")) cfg.publish_stats = false;
   if (vm.count("stats-dir")) cfg.stats_dir = str("stats-dir");
   if (cfg.memory_limit == 0) throw UsageError("--limit is required (or set LIBPAGER_LIMIT)");
@@ -259,6 +267,8 @@ int Run(const std::vector<std::string>& args) {
   if (cfg.reserve != 0) SetEnv("LIBPAGER_RESERVE", std::to_string(cfg.reserve));
   if (mmap_threshold) SetEnv("LIBPAGER_MMAP_THRESHOLD", std::to_string(*mmap_threshold));
   if (vm.count("no-heap")) SetEnv("LIBPAGER_HEAP", "0");
+  if (vm.count("start-at")) SetEnv("LIBPAGER_START_AT", std::to_string(ParseSizeArg("--start-at", str("start-at"))));
+  if (cfg.encrypt != pager::Config::Encrypt::kAuto) SetEnv("LIBPAGER_ENCRYPT", cfg.Encrypting() ? "1" : "0");
   SetEnv("LIBPAGER_POLICY", cfg.policy == pager::EvictionPolicy::kFifo ? "fifo" : "clock");
   SetEnv("LIBPAGER_READAHEAD", std::to_string(cfg.readahead_pages));
   SetEnv("LIBPAGER_CONNECT_TIMEOUT_MS", std::to_string(cfg.connect_timeout_ms));
