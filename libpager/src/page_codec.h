@@ -17,7 +17,20 @@
 // nonce is the slot and the write's generation (a per-pager counter, never
 // reused), so a page altered, moved to another slot, or replayed from an older
 // write of its slot fails its tag. The key schedule lives in a cipher context
-// made per call (Session) and cleansed when it ends.
+// made per batch (Session) and cleansed when it ends; each page then only
+// sets its nonce.
+//
+// OpenSSL and exit: by default OpenSSL frees its global state in an atexit
+// handler. The pager's threads outlive exit handlers (the preload never stops
+// its pager: a late swap-in must still work), and a cipher used after that
+// cleanup hung python at exit and crashed the JVM. So the codec keeps
+// everything it uses to itself — its own library context, its cipher fetched
+// once — and asks OpenSSL not to clean up at exit (KeepCryptoAtExit), which
+// only works if asked before anything else initialises OpenSSL: the preload
+// does so in its constructor. Either alone made the test pass; both stay,
+// since a program that initialised OpenSSL first still gets the cleanup.
+// Test: EncryptedExit.Issue10EncryptedProgramsExitCleanly (preload_test),
+// which segfaults and hangs with neither.
 //
 // Thread-safe: Seal and Open run on the pager's seal worker and on the
 // stores' completion threads at once; each caller uses its own Session.
@@ -31,6 +44,8 @@
 #include "unique_fd.h"
 
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+typedef struct evp_cipher_st EVP_CIPHER;
+typedef struct ossl_lib_ctx_st OSSL_LIB_CTX;
 
 namespace pager {
 
@@ -43,6 +58,10 @@ struct PageSeal {
 };
 
 uint64_t PageChecksum(const void* page);
+
+// Asks OpenSSL not to free its global state at exit (OPENSSL_INIT_NO_ATEXIT,
+// 1.1.1b). Effective only before the process's first use of OpenSSL.
+void KeepCryptoAtExit();
 
 class PageCodec {
  public:
@@ -74,8 +93,12 @@ class PageCodec {
    private:
     friend class PageCodec;
     explicit Session(const PageCodec* codec);
+    // Sets the nonce, and the key and direction the first time (or when
+    // the direction changes): the key schedule is computed once a session.
+    bool Init(bool encrypt, const unsigned char iv[12]);
     const PageCodec* codec_;
     EVP_CIPHER_CTX* ctx_ = nullptr;
+    int dir_ = -1;  // 1 encrypting, 0 decrypting, -1 no key set yet
   };
   Session Begin() const { return Session(this); }
 
@@ -83,6 +106,8 @@ class PageCodec {
   explicit PageCodec(Mapping key) : key_(std::move(key)) {}
   const unsigned char* key() const { return reinterpret_cast<const unsigned char*>(key_.data()); }
   Mapping key_;  // 32 bytes at its start; invalid without encryption
+  OSSL_LIB_CTX* lib_ = nullptr;    // the codec's own: no global OpenSSL state
+  EVP_CIPHER* cipher_ = nullptr;   // AES-256-GCM, fetched once
 };
 
 }  // namespace pager
