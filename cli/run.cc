@@ -163,6 +163,7 @@ std::string OptionFor(const std::string& variable) {
       {"LIBPAGER_RESERVE", "--reserve"},
       {"LIBPAGER_SWAP_MAX", "--swap-max"},
       {"LIBPAGER_READAHEAD", "--readahead"},
+      {"LIBPAGER_PREFETCH", "--prefetch"},
   };
   for (const auto& [var, option] : kOptions) {
     if (variable == var) return option;
@@ -194,6 +195,8 @@ int Run(const std::vector<std::string>& args) {
       ("no-encrypt", "store pages in clear, even on an NFS server")
       ("policy", po::value<std::string>()->value_name("clock|fifo"), "eviction policy (default: clock)")
       ("readahead", po::value<uint32_t>()->value_name("PAGES"), "read-ahead bound in pages, 1..1024 (default: 64)")
+      ("prefetch", po::value<uint32_t>()->value_name("PAGES"),
+       "how far ahead of a scan to read, in pages, 0..65536; 0: never (default: 1024)")
       ("connect-timeout", po::value<std::string>()->value_name("DURATION"),
        "how long to wait for the swap server, e.g. 10s (default: 10s)")
       ("disable", po::value<std::string>()->value_name("FEATURES"),
@@ -231,6 +234,7 @@ int Run(const std::vector<std::string>& args) {
     }
   }
   if (vm.count("readahead")) cfg.readahead_pages = vm["readahead"].as<uint32_t>();
+  if (vm.count("prefetch")) cfg.prefetch_pages = vm["prefetch"].as<uint32_t>();
   if (vm.count("connect-timeout")) {
     double s = ParseSecondsArg("--connect-timeout", str("connect-timeout"));
     if (s > 3600) throw UsageError("--connect-timeout: at most 1h");
@@ -271,6 +275,7 @@ int Run(const std::vector<std::string>& args) {
   if (cfg.encrypt != pager::Config::Encrypt::kAuto) SetEnv("LIBPAGER_ENCRYPT", cfg.Encrypting() ? "1" : "0");
   SetEnv("LIBPAGER_POLICY", cfg.policy == pager::EvictionPolicy::kFifo ? "fifo" : "clock");
   SetEnv("LIBPAGER_READAHEAD", std::to_string(cfg.readahead_pages));
+  SetEnv("LIBPAGER_PREFETCH", std::to_string(cfg.prefetch_pages));
   SetEnv("LIBPAGER_CONNECT_TIMEOUT_MS", std::to_string(cfg.connect_timeout_ms));
   if (!cfg.disable_features.empty()) SetEnv("LIBPAGER_DISABLE", cfg.disable_features);
   if (vm.count("log")) SetEnv("LIBPAGER_LOG", str("log"));

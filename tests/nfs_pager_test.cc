@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "nfs_server.h"
+#include "tampering.h"
 #include "test_util.h"
 
 namespace pager::testing {
@@ -213,7 +214,9 @@ TEST_P(NfsPager, RegionEightTimesTheLimitReadsBackByteForByte) {
   pager->Sync();
   Stats s = pager->GetStats();
   EXPECT_GT(s.evictions_written, kPages) << "pages must have gone to the server";
-  EXPECT_GT(s.faults_swapin, kPages / 2) << "and come back from it";
+  // Read-ahead lands most pages before they are touched, so count what was
+  // read, not what faulted.
+  EXPECT_GT(s.bytes_read / kPageSize, kPages / 2) << "and come back from it";
   EXPECT_GE(s.bytes_written, s.evictions_written * kPageSize);
   EXPECT_EQ(s.io_errors, 0u);
   EXPECT_EQ(s.checksum_failures, 0u);
@@ -259,6 +262,69 @@ TEST_P(NfsPager, Issue10PagesOnTheServerAreEncryptedByDefault) {
       EXPECT_GE(found, swapped) << "with encryption off, every page written out shows (the test sees them)";
     }
     ASSERT_TRUE((*p)->Unmap(*mem, kPages * kPageSize).ok());
+  }
+}
+
+// This process's swap file in the export directory `dir` (ours by name: host
+// and pid), or "".
+std::string OwnSwapFile(const std::string& dir) {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string prefix = std::string("libpager-") + host + "-" + std::to_string(getpid()) + "-";
+  for (auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) return e.path();
+  }
+  return "";
+}
+
+// The swap file's slots, edited behind the server's back on its disk.
+class ExportSlots : public SlotEditor {
+ public:
+  explicit ExportSlots(const std::string& path) : fd_(open(path.c_str(), O_RDWR | O_CLOEXEC)) {}
+  ~ExportSlots() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  std::vector<std::byte> Read(uint64_t slot) override {
+    std::vector<std::byte> bytes(kPageSize);
+    if (pread(fd_, bytes.data(), kPageSize, static_cast<off_t>(slot * kPageSize)) != static_cast<ssize_t>(kPageSize))
+      ADD_FAILURE() << "cannot read slot " << slot << " on the server's disk";
+    return bytes;
+  }
+  void Write(uint64_t slot, const std::vector<std::byte>& bytes) override {
+    if (pwrite(fd_, bytes.data(), kPageSize, static_cast<off_t>(slot * kPageSize)) != static_cast<ssize_t>(kPageSize))
+      ADD_FAILURE() << "cannot write slot " << slot << " on the server's disk";
+  }
+
+ private:
+  int fd_;
+};
+
+// Issue 10: a byte flipped in a slot on the server, two slots swapped, a
+// slot's older copy restored: SIGBUS on exactly those pages, every other page
+// read back. Encrypted (the default on NFS: the GCM tag) and in clear (the
+// checksum, which catches these too, though not an attacker who recomputes
+// it: docs/security.md).
+TEST_P(NfsPager, Issue10PagesTamperedWithOnTheServerRaiseSigbusTheRestReadBack) {
+  for (Config::Encrypt mode : {Config::Encrypt::kAuto, Config::Encrypt::kOff}) {
+    SCOPED_TRACE(mode == Config::Encrypt::kAuto ? "encrypted" : "in clear");
+    EXPECT_TRUE(FinishesWithin(120, [&] {
+      Config c = NfsConfig(Url());
+      c.encrypt = mode;
+      auto p = Pager::Create(c);
+      if (!p.ok()) {
+        fprintf(stderr, "Create: %s\n", p.status().message().c_str());
+        return false;
+      }
+      ExportSlots slots(OwnSwapFile(server_.export_dir()));
+      if (!slots.ok()) {
+        fprintf(stderr, "no swap file of pid %d in %s\n", getpid(), server_.export_dir().c_str());
+        return false;
+      }
+      auto result = TamperedPagesRaiseSigbusTheRestReadBack(**p, slots, kLimitPages * 4);
+      if (!result) fprintf(stderr, "%s\n", result.message());
+      return static_cast<bool>(result);
+    }));
   }
 }
 
@@ -519,14 +585,7 @@ void TouchDamagedPage(bool v4, void (*damage)(const std::string& path)) {
     std::this_thread::sleep_for(50ms);
   }
   if (last < kLimitPages) _exit(3);
-  // The file is ours by name: host and PID.
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  const std::string prefix = std::string("libpager-") + host + "-" + std::to_string(getpid()) + "-";
-  std::string path;
-  for (auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) path = e.path();
-  }
+  const std::string path = OwnSwapFile(dir);
   if (path.empty()) _exit(4);
   damage(path);
   volatile unsigned char c = m[0];

@@ -46,9 +46,13 @@ long FirstWrongPage(const unsigned char* p, size_t pages, uint64_t version);
 // `mode` is a comma-separated list: "slow" makes the store complete every op
 // late and out of order (up to kSlowStoreUs), so reads and writes are in
 // flight while the program races them; "encrypt" turns encryption on;
+// "noprefetch" reads no swapped page before a thread faults on it;
 // anything else is passed to Config::disable_features.
 TestPager MakePager(uint64_t limit_pages, const std::string& mode = "",
                     EvictionPolicy policy = EvictionPolicy::kClock);
+// The same with settings of the caller's (from TestConfig, say); the swap
+// location is replaced by the in-memory store.
+TestPager MakePager(Config c, const std::string& mode);
 inline constexpr uint32_t kSlowStoreUs = 300;
 Config TestConfig(uint64_t limit_pages);
 

@@ -86,6 +86,7 @@ constexpr SettingName kSettingNames[] = {
     {"LIBPAGER_HIGH_WATERMARK", "high_watermark"},
     {"LIBPAGER_INACTIVE_RATIO", "inactive_ratio"},
     {"LIBPAGER_READAHEAD", "readahead_pages"},
+    {"LIBPAGER_PREFETCH", "prefetch_pages"},
     {"LIBPAGER_SWAP_MAX", "swap_max"},
 };
 
@@ -143,6 +144,7 @@ Result<Config> Config::FromEnvironment(Config c) {
   if (!(s = ReadFraction("LIBPAGER_LOW_WATERMARK", &c.low_watermark)).ok()) return s;
   if (!(s = ReadFraction("LIBPAGER_INACTIVE_RATIO", &c.inactive_ratio)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_READAHEAD", &c.readahead_pages)).ok()) return s;
+  if (!(s = ReadUint("LIBPAGER_PREFETCH", &c.prefetch_pages)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_CONNECT_TIMEOUT_MS", &c.connect_timeout_ms)).ok()) return s;
   if (const char* v = getenv("LIBPAGER_SWAP")) c.swap = v;
   if (const char* v = getenv("LIBPAGER_DISABLE")) c.disable_features = v;
@@ -210,6 +212,9 @@ Status Config::Validate(const std::function<std::string(const std::string&)>& na
   }
   if (readahead_pages == 0 || readahead_pages > 1024) {
     return Status::Error(name("LIBPAGER_READAHEAD") + ": need 1..1024");
+  }
+  if (prefetch_pages > 65536) {
+    return Status::Error(name("LIBPAGER_PREFETCH") + ": need 0..65536 (256 MiB)");
   }
   if (swap_max != 0 && swap_max < 256 * kPageSize) {
     return Status::Error(name("LIBPAGER_SWAP_MAX") + ": " + FormatSize(swap_max) + " is below 1 MiB");

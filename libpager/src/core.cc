@@ -41,7 +41,11 @@ PagerCore::PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_pt
       zeros_(kMaxRun * kPageSize),
       retry_reads_(PoolAllocator<Op*>(reserve_->arena())),
       ops_(PoolAllocator<Op*>(reserve_->arena())),
-      free_ops_(PoolAllocator<uint32_t>(reserve_->arena())) {
+      free_ops_(PoolAllocator<uint32_t>(reserve_->arena())),
+      // Prefetch at most an eighth of the limit ahead: a stream must not
+      // push out what the program will touch before it gets there.
+      prefetch_(std::min(cfg.readahead_pages, max_run_),
+                static_cast<uint32_t>(std::min<uint64_t>(cfg.prefetch_pages, limit_ / 8))) {
   scratch_.resize(kPageSize);
   stats_->Set(stats_->limit_pages, limit_);
   stats_->Set(stats_->reserve_bytes, reserve_->total_pages() * kPageSize);
@@ -78,6 +82,7 @@ Op* PagerCore::NewOp(StoreOp::Kind kind, uint32_t slot, uint32_t pages, std::byt
   op->stage = Op::Stage::kIo;
   op->t0_ns = 0;
   op->fault_page = ~uint64_t{0};
+  op->stream = -1;
   op->retries = 0;
   return op;
 }

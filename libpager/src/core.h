@@ -31,6 +31,7 @@
 #include "page_codec.h"
 #include "page_table.h"
 #include "pager/pager.h"
+#include "prefetcher.h"
 #include "regions.h"
 #include "reserve.h"
 #include "reserve_arena.h"
@@ -68,6 +69,7 @@ struct Op {
   bool has_old[kMaxRun];
   uint64_t t0_ns = 0;       // when the fault that started a read was read
   uint64_t fault_page = 0;  // the page that faulted (reads): installed referenced
+  int stream = -1;          // a read-ahead: the prefetcher's stream (prefetcher.h)
   uint32_t retries = 0;
 };
 
@@ -120,6 +122,9 @@ class PagerCore {
   // Deactivates and writes back until below the low watermark, doing at most
   // `budget` pages of work. Returns true if more work is pending.
   bool Evict(uint32_t budget);
+  // Read-ahead cut short for want of memory or reserve, retried now that
+  // eviction or completions may have freed some (no fault is waiting).
+  void ResumePrefetch();
   void CompleteWrite(Op* op);
   // A batch back from the seal worker: drops the clean and zero pages,
   // writes the dirty runs.
@@ -202,6 +207,14 @@ class PagerCore {
   void Poison(uint64_t page, PageEntry& e, const char* why);
   uint32_t Window(uint64_t page);
   uint32_t ReadRun(uint64_t page, const PageEntry& e, uint32_t max);
+  // An op reading the `n` swapped pages from `page` (slot-contiguous) into
+  // `buf`, their entries marked as being read by it; not yet submitted.
+  Op* StartRead(uint64_t page, const PageEntry& e, uint32_t n, std::byte* buf);
+  // Reads the swapped pages of a prefetch plan, as far as PrefetchBudget
+  // allows; no thread waits on them, and they are installed unreferenced
+  // (the first to go if the program never touches them).
+  void ReadAhead(const Prefetcher::Plan& plan);
+  uint32_t PrefetchBudget(uint32_t want) const;
   Outcome Wait(Fault& f);
 
   // evictor.cc
@@ -264,9 +277,12 @@ class PagerCore {
   uint64_t pause_backoff_ns_ = 0;
   bool swap_full_ = false;
 
-  // Sequential detection for zero-fill-ahead and read-ahead.
+  // Sequential detection for zero-fill-ahead.
   uint64_t next_expected_page_ = ~uint64_t{0};
   uint32_t window_ = 1;
+  Prefetcher prefetch_;  // read-ahead and prefetch of swap-ins
+  static constexpr uint32_t kMaxPrefetchOps = 16;
+  uint32_t prefetch_ops_ = 0;  // read-ahead ops in flight
 
   bool draining_ = false;  // shutdown or fork: bring everything back, ignore the limit
   bool warned_overflow_ = false;

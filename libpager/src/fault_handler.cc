@@ -8,8 +8,11 @@
 //             encryption), no I/O
 //   swapped   read the slot run (read-ahead on sequential faults) into the
 //             reserve; the store's completion thread opens each page
-//             (checksum, or decryption and tag); install with one COPY
+//             (checksum, or decryption and tag); install with one COPY.
+//             A fault on a stream (prefetcher.h) also reads pages further
+//             along, before any thread needs them
 //   reading   nothing: the install of the read in flight wakes every waiter
+//             (a prefetched page: the stream reads further ahead)
 //   resident  a stale second message: install a zero page, which fails with
 //             EEXIST and wakes the thread (the kernel's duplicate-message
 //             quirk) or, if the page really went missing behind our back,
@@ -105,6 +108,9 @@ PagerCore::Outcome PagerCore::ServeFault(Fault& f) {
     case PageState::kSwapped:
       return ServeSwapped(f, page, *e);
     case PageState::kReading:
+      // The program caught up with a read in flight: if it was read ahead,
+      // read further ahead.
+      ReadAhead(prefetch_.OnHit(page));
       return Outcome::kDone;
     case PageState::kPoisoned:
       // Only reached without UFFDIO_POISON (before 6.6): deliver the SIGBUS
@@ -210,7 +216,8 @@ uint32_t PagerCore::ReadRun(uint64_t page, const PageEntry& e, uint32_t max) {
 }
 
 PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e) {
-  uint32_t n = Admit(ReadRun(page, e, Window(page)));
+  const Prefetcher::Plan plan = prefetch_.OnMiss(page);
+  uint32_t n = Admit(ReadRun(page, e, plan.sync_pages));
   if (n == 0) return Wait(f);
   std::byte* buf = reserve_->AllocPages(n);
   if (buf == nullptr && n > 1) {
@@ -218,9 +225,19 @@ PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e
     buf = reserve_->AllocPages(1);
   }
   if (buf == nullptr) return Wait(f);  // the reserve is spent on writes in flight
-  Op* op = NewOp(StoreOp::Kind::kRead, e.slot(), n, buf);
+  Op* op = StartRead(page, e, n, buf);
   op->t0_ns = f.t0_ns;
   op->fault_page = page;
+  next_expected_page_ = page + n;
+  stats_->Add(stats_->faults_swapin);
+  stats_->Add(stats_->pages_read_ahead, n - 1);
+  Submit(op);
+  ReadAhead(plan);
+  return Outcome::kDone;
+}
+
+Op* PagerCore::StartRead(uint64_t page, const PageEntry& e, uint32_t n, std::byte* buf) {
+  Op* op = NewOp(StoreOp::Kind::kRead, e.slot(), n, buf);
   for (uint32_t i = 0; i < n; i++) {
     PageEntry& pe = table_.At(page + i);
     pe.set_state(PageState::kReading);
@@ -231,11 +248,64 @@ PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e
   resident_ += n;
   swapped_ -= n;
   reads_in_flight_pages_ += n;
-  next_expected_page_ = page + n;
-  stats_->Add(stats_->faults_swapin);
-  stats_->Add(stats_->pages_read_ahead, n - 1);
-  Submit(op);
-  return Outcome::kDone;
+  return op;
+}
+
+void PagerCore::ResumePrefetch() {
+  for (int i = 0; i < Prefetcher::kStreams; i++) {
+    if (prefetch_.starved(i) && PrefetchBudget(1) > 0) ReadAhead(prefetch_.OnLanded(i));
+  }
+}
+
+uint32_t PagerCore::PrefetchBudget(uint32_t want) const {
+  // Prefetch takes only what no fault is waiting for, and never drives the
+  // pager toward its throttle: frames below the limit less one fault's own
+  // read, and the reserve above five eighths (the throttle is at half; the
+  // eighth between is write-back's).
+  if (draining_ || waiting_for_memory || stuck_ || eviction_paused() || throttled()) return 0;
+  // Each op holds an Op (14 KiB of the reserve arena, which is sized for the
+  // store's buffers, not for hundreds of them) and a round trip: a stream
+  // whose slots are scattered would otherwise go out as hundreds of tiny
+  // reads, and overflowed the arena (python over NFS).
+  if (prefetch_ops_ >= kMaxPrefetchOps) return 0;
+  const uint64_t one_read = std::min(cfg_.readahead_pages, max_run_);
+  const uint64_t room = limit_ > resident_ + one_read ? limit_ - resident_ - one_read : 0;
+  const uint64_t keep = reserve_->total_pages() * 5 / 8;
+  const uint64_t free = reserve_->free_pages();
+  const uint64_t pool = free > keep ? free - keep : 0;
+  return static_cast<uint32_t>(std::min<uint64_t>({want, room, pool}));
+}
+
+void PagerCore::ReadAhead(const Prefetcher::Plan& plan) {
+  if (plan.ahead_pages == 0) return;
+  // A run backwards is read forwards, in store-sized runs. If the budget
+  // runs out part-way, the prefetcher is told where: everything short of
+  // that point was read, so for a backward run, nothing was.
+  const bool backwards = plan.stride == -1;
+  const bool contiguous = plan.stride == 1 || backwards;
+  uint64_t page = backwards ? plan.ahead_first - (plan.ahead_pages - 1) : plan.ahead_first;
+  const int64_t step = contiguous ? 1 : plan.stride;
+  uint32_t done = 0;
+  while (done < plan.ahead_pages) {
+    PageEntry* e = table_.Find(page);
+    uint32_t n = 1;
+    if (e != nullptr && e->state() == PageState::kSwapped) {
+      n = contiguous ? ReadRun(page, *e, std::min(plan.ahead_pages - done, std::min(cfg_.readahead_pages, max_run_))) : 1;
+      n = PrefetchBudget(n);
+      std::byte* buf = n == 0 ? nullptr : reserve_->AllocPages(n);
+      if (buf == nullptr) {
+        prefetch_.Stopped(plan, backwards ? 0 : done);
+        return;
+      }
+      Op* op = StartRead(page, *e, n, buf);
+      op->stream = plan.stream;
+      prefetch_ops_++;
+      Submit(op);
+      stats_->Add(stats_->pages_read_ahead, n);
+    }
+    page += static_cast<uint64_t>(step * n);
+    done += n;
+  }
 }
 
 void PagerCore::Poison(uint64_t page, PageEntry& e, const char* why) {
@@ -343,7 +413,12 @@ void PagerCore::CompleteRead(Op* op) {
     return;
   }
   if (op->t0_ns != 0) stats_->RecordFaultLatency(NowNs() - op->t0_ns);
+  const int stream = op->stream;
   FreeOp(op);
+  if (stream >= 0) {
+    prefetch_ops_--;
+    ReadAhead(prefetch_.OnLanded(stream));
+  }
 }
 
 void PagerCore::RetryReads() {

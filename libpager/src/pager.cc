@@ -312,6 +312,7 @@ void Pager::Impl::Loop() {
     const uint64_t now = NowNs();
     ServeWaiters(now);
     more = core_->Evict(512);
+    if (mem_waiters_.empty()) core_->ResumePrefetch();
     core_->frames().Flush();
     core_->PublishStats();
     if (!homing_.empty() && CompleteHoming(now)) break;

@@ -71,6 +71,11 @@ struct PAGER_EXPORT Config {
   // zero-fill-ahead on sequential first touches. LIBPAGER_READAHEAD.
   uint32_t readahead_pages = 64;
 
+  // How far ahead, in pages, a swap-in stream (a scan, forwards or back, or
+  // a fixed stride) is read before the program gets there; at most an eighth
+  // of memory_limit is used. 0: never read ahead of a fault. LIBPAGER_PREFETCH.
+  uint32_t prefetch_pages = 1024;
+
   // Milliseconds Create() waits for the swap server. LIBPAGER_CONNECT_TIMEOUT_MS.
   uint32_t connect_timeout_ms = 10000;
 
