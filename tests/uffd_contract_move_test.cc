@@ -91,6 +91,24 @@ TEST(UffdContract, MoveStoppingAtAnAbsentSourcePageReturnsEagainWithProgress) {
   EXPECT_EQ(Residency(l.region.base(), 4), "0001");
 }
 
+// mm/userfaultfd.c move_pages_pte(): `if (!pte_none(orig_dst_pte)) { err =
+// -EEXIST; ...}`: a destination page that is present refuses the move, and
+// nothing moves. libpager: evictor.cc DeactivateRun drops a frame refused
+// with EEXIST (a free frame that was not a hole) instead of reusing it.
+TEST(UffdContract, MoveOntoAPresentDestinationPageFailsWithEexistAndMovesNothing) {
+  Layout l(2);
+  RawUffd u;
+  if (auto why = u.Open(kMoveFeatures); !why.empty()) GTEST_SKIP() << why;
+  ASSERT_EQ(l.Register(u), 0);
+  ASSERT_EQ(u.Move(l.staging.base(), l.region.base(), kPage).rc, 0);  // staging page 0 now present
+  RangeResult r = u.Move(l.staging.base(), l.region.page(1), kPage);
+  EXPECT_EQ(r.rc, -1);
+  EXPECT_EQ(r.err, EEXIST);
+  EXPECT_EQ(r.progress, -EEXIST);
+  EXPECT_EQ(Residency(l.region.base(), 2)[1], '1') << "the source page stays";
+  EXPECT_TRUE(PageIs(l.staging.base(), 'r')) << "the destination keeps its page";
+}
+
 // ============================================================ fork and COW
 
 // mm/userfaultfd.c move_pages_pte(): `if (!folio ||

@@ -146,7 +146,16 @@ uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
       e.set_referenced(false);
       PushInactive(first + i + k, e);
     }
-    for (uint32_t k = static_cast<uint32_t>(r.done); k < fr.count; k++) frames_.Unuse(fr.first + k);
+    for (uint32_t k = static_cast<uint32_t>(r.done); k < fr.count; k++) {
+      if (k == r.done && r.error == EEXIST) {
+        // MOVE refuses a destination that holds a page: as in Frames::Fill,
+        // a free frame that is not a hole. Dropped, so the next use works.
+        PAGER_LOG_ERROR("inactive frame %u was free but held a page; dropped", fr.first + k);
+        frames_.Release(fr.first + k);
+      } else {
+        frames_.Unuse(fr.first + k);
+      }
+    }
     inactive_ += r.done;
     done += r.done;
     stats_->Add(stats_->deactivations, r.done);
@@ -388,14 +397,13 @@ void PagerCore::CompleteWrite(Op* op) {
       continue;
     }
     SlotAllocator::Run fr = frames_.Allocate(1);
-    if (fr.count == 1 && frames_.Fill(fr.first, src)) {
+    if (fr.count == 1 && frames_.Fill(fr.first, src)) {  // else Fill gave the frame back
       e->set_state(PageState::kInactive);
       e->set_aux(fr.first);
       PushInactive(op->pages[k], *e);
       inactive_++;
       resident_++;
     } else {
-      if (fr.count == 1) frames_.Unuse(fr.first);
       UffdRun r = uffd_.Copy(PageTable::AddrOf(op->pages[k]), src, 1);
       if (r.done == 1) {
         SetResident(op->pages[k], *e, true);

@@ -42,8 +42,9 @@ class Frames {
   void Unuse(uint32_t f) { alloc_.Free(f); }
   void Release(uint32_t f) { released_.push_back(f); }
   void Flush();
-  // Copies a page into an allocated frame; false if the kernel refused.
-  bool Fill(uint32_t f, const std::byte* src) const;
+  // Copies a page into an allocated frame. False if that failed; the frame
+  // is then given back (dropped first if it held a page).
+  bool Fill(uint32_t f, const std::byte* src);
 
   uint32_t count() const { return count_; }
   uint64_t in_use() const { return alloc_.in_use(); }

@@ -71,7 +71,7 @@ std::string KernelRelease() {
 // that fails is reported, with its typed reason. Contract tests:
 // UffdContractSplit.CopyAcrossTwoVmas*, MoveAcrossTwoVmas*, Partial*.
 template <class Attempt>
-UffdRun Drive(size_t pages, bool is_move, bool* present_skipped, Attempt attempt) {
+UffdRun Drive(size_t pages, bool is_move, Attempt attempt) {
   UffdRun run;
   size_t len = pages;
   while (run.done < pages) {
@@ -89,7 +89,7 @@ UffdRun Drive(size_t pages, bool is_move, bool* present_skipped, Attempt attempt
       // Already installed (the duplicate-message quirk, or a page installed
       // by an earlier partial run): done, woken by the caller of Drive.
       run.done++;
-      *present_skipped = true;
+      run.present++;
       continue;
     }
     if (err == EAGAIN) {
@@ -230,8 +230,7 @@ Status Uffd::Unregister(void* addr, size_t len) const {
 
 UffdRun Uffd::Copy(uintptr_t dst, const void* src, size_t pages) const {
   const auto* s = static_cast<const std::byte*>(src);
-  bool present_skipped = false;
-  UffdRun run = Drive(pages, false, &present_skipped, [&](size_t at, size_t len) -> int64_t {
+  UffdRun run = Drive(pages, false, [&](size_t at, size_t len) -> int64_t {
     uffdio_copy c{};
     c.dst = dst + at * kPageSize;
     c.src = reinterpret_cast<uintptr_t>(s + at * kPageSize);
@@ -241,13 +240,12 @@ UffdRun Uffd::Copy(uintptr_t dst, const void* src, size_t pages) const {
   });
   // A failed ioctl wakes nobody: a thread waiting on a page found present
   // would sleep forever (UffdContract.EexistDoesNotWakeTheFaulter).
-  if (present_skipped) Wake(dst, run.done);
+  if (run.present != 0) Wake(dst, run.done);
   return run;
 }
 
 UffdRun Uffd::Move(uintptr_t dst, uintptr_t src, size_t pages) const {
-  bool unused = false;
-  return Drive(pages, true, &unused, [&](size_t at, size_t len) -> int64_t {
+  return Drive(pages, true, [&](size_t at, size_t len) -> int64_t {
     uffdio_move m{};
     m.dst = dst + at * kPageSize;
     m.src = src + at * kPageSize;
@@ -266,8 +264,7 @@ void Uffd::Wake(uintptr_t addr, size_t pages) const {
 }
 
 UffdRun Uffd::Poison(uintptr_t addr, size_t pages) const {
-  bool unused = false;
-  return Drive(pages, false, &unused, [&](size_t at, size_t len) -> int64_t {
+  return Drive(pages, false, [&](size_t at, size_t len) -> int64_t {
     uffdio_poison p{};
     p.range.start = addr + at * kPageSize;
     p.range.len = len * kPageSize;

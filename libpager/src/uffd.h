@@ -63,6 +63,7 @@ const char* UffdStopName(UffdStop s);
 // `done` stopped it for `stop` (errno in `error`).
 struct UffdRun {
   size_t done = 0;
+  size_t present = 0;  // of `done`, pages COPY found already installed (EEXIST)
   UffdStop stop = UffdStop::kNone;
   int error = 0;
 };
