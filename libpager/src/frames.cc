@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "log.h"
 
@@ -45,8 +46,13 @@ void Frames::Flush() {
   for (size_t i = 0; i < released_.size();) {
     size_t j = i + 1;
     while (j < released_.size() && released_[j] == released_[j - 1] + 1) j++;
-    madvise(at(released_[i]), (j - i) * kPageSize, MADV_DONTNEED);
-    for (size_t k = i; k < j; k++) alloc_.Free(released_[k]);
+    if (madvise(at(released_[i]), (j - i) * kPageSize, MADV_DONTNEED) == 0) {
+      for (size_t k = i; k < j; k++) alloc_.Free(released_[k]);
+    } else {
+      // Never on our own private mapping; if it were, a frame that is not a
+      // hole must not be reused (Fill would refuse it): kept out of use.
+      PAGER_LOG_ERROR("dropping %zu inactive frames failed: %s; they stay out of use", j - i, strerror(errno));
+    }
     i = j;
   }
   released_.clear();
