@@ -16,7 +16,7 @@ PKGS=(build-essential cmake pkg-config git googletest libgtest-dev libbenchmark-
       libnfs-dev libjemalloc-dev libxxhash-dev libssl-dev libboost-program-options-dev
       nfs-ganesha nfs-ganesha-vfs rpcbind iproute2 procps python3 sqlite3 xz-utils coreutils
       libmicrohttpd-dev scdoc groff-base man-db dpkg-dev file python3-prometheus-client util-linux
-      openjdk-17-jdk-headless nodejs)
+      openjdk-17-jdk-headless nodejs redis-server redis-tools stress-ng)
 
 sudo_() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 

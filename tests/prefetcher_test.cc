@@ -102,7 +102,7 @@ TEST(Prefetcher, BackwardScanIsAStream) {
   Program prog(p);
   const uint64_t top = 1 << 20, pages = 16 * 1024;
   for (uint64_t i = 0; i < pages; i++) prog.Touch(top - i);
-  EXPECT_LE(prog.misses(), 3u);
+  EXPECT_LE(prog.misses(), 4u);  // two find the stream, a third confirms it
   EXPECT_EQ(prog.twice(), 0u);
 }
 
@@ -111,7 +111,7 @@ TEST(Prefetcher, FixedStrideIsAStreamAndOnlyItsPagesAreRead) {
   Program prog(p);
   const uint64_t base = 1 << 20, stride = 7;
   for (uint64_t i = 0; i < 4096; i++) prog.Touch(base + i * stride);
-  EXPECT_LE(prog.misses(), 3u);
+  EXPECT_LE(prog.misses(), 4u);  // two find the stream, a third confirms it
   EXPECT_EQ(prog.twice(), 0u);
   for (uint64_t page : prog.requested()) {
     ASSERT_EQ((page - base) % stride, 0u) << "page " << page << " is off the stride";
@@ -149,14 +149,31 @@ TEST(Prefetcher, AScanAmidRandomFaultsIsStillFound) {
 TEST(Prefetcher, AFaultRetriedAfterWaitingForMemoryIsTheSameRead) {
   Prefetcher p(kWindow, kAhead);
   p.OnMiss(500);
-  const Prefetcher::Plan first = p.OnMiss(501);
+  const uint64_t third = 501 + p.OnMiss(501).sync_pages;  // believed
+  const Prefetcher::Plan first = p.OnMiss(third);          // confirmed: read-ahead
   ASSERT_GT(first.ahead_pages, 0u);
-  const Prefetcher::Plan again = p.OnMiss(501);
+  const Prefetcher::Plan again = p.OnMiss(third);
   EXPECT_EQ(again.sync_pages, first.sync_pages);
   EXPECT_EQ(again.ahead_pages, 0u) << "the read-ahead went out with the first try";
   // And the stream goes on from there.
-  const Prefetcher::Plan next = p.OnMiss(501 + first.sync_pages + first.ahead_pages);
+  const Prefetcher::Plan next = p.OnMiss(third + first.sync_pages + first.ahead_pages);
   EXPECT_GT(next.sync_pages, first.sync_pages);
+}
+
+// Random access that touches two neighbouring pages in a row (an object
+// across a page boundary; redis and python do it all the time) looks like
+// the start of a scan. Believing it may cost a page, never a read-ahead.
+TEST(Prefetcher, RandomPairsOfNeighbouringPagesReadLittleMoreThanTheyTouch) {
+  Prefetcher p(kWindow, kAhead);
+  Program prog(p);
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 50000; i++) {
+    const uint64_t page = rng() % (1 << 22);
+    prog.Touch(page);
+    prog.Touch(page + 1);
+  }
+  EXPECT_LE(prog.requested().size(), prog.misses() + prog.hits() + prog.misses() / 2)
+      << "pages read: " << prog.requested().size() << ", touched: " << prog.misses() + prog.hits();
 }
 
 }  // namespace

@@ -445,6 +445,18 @@ const Program kPrograms[] = {
      "java -XX:+UseG1GC -Xmx300m -cp $D Hog 300000", "32M"},
     {"jvm_parallel", "javac -d $D " PAGER_SOURCE_DIR "/tests/programs/Hog.java",
      "java -XX:+UseParallelGC -Xmx300m -cp $D Hog 300000", "32M"},
+    // redis: 150k keys populated, every seventh appended to by a Lua script,
+    // then the dataset's digest. Peak ~28 MiB unpaged. A server and its
+    // client under the preload; only the server grows.
+    {"redis", "true",
+     "redis-server --port 0 --unixsocket $D/s --save '' --appendonly no --enable-debug-command yes "
+     "--logfile $D/redis.log & p=$!; "
+     "for i in $(seq 400); do redis-cli -s $D/s ping >/dev/null 2>&1 && break; sleep 0.05; done; "
+     "redis-cli -s $D/s DEBUG POPULATE 150000 key 100 >/dev/null && "
+     "redis-cli -s $D/s EVAL \"for i=1,150000,7 do redis.call('APPEND','key:'..i,'x') end return 1\" 0 >/dev/null && "
+     "redis-cli -s $D/s DEBUG DIGEST && redis-cli -s $D/s DBSIZE; "
+     "redis-cli -s $D/s SHUTDOWN NOSAVE >/dev/null 2>&1; wait $p",
+     "10M"},
     // node: V8 maps its heap in 508 KiB pieces (paged because the default
     // LIBPAGER_MMAP_THRESHOLD is 256K). Peak ~135 MiB unpaged.
     {"node", "true", "node " PAGER_SOURCE_DIR "/tests/programs/hog.js 200000", "48M"},

@@ -89,6 +89,8 @@ Prefetcher::Plan Prefetcher::OnMiss(uint64_t page) {
     n.stride = Signed(n.expect) - Signed(n.last);
     n.frontier = page;
     s = &n;
+  } else {
+    Earn(*s);  // a third fault on the path, or the program outran the read-ahead
   }
   s->used = clock_;
   s->last = page;
@@ -109,6 +111,7 @@ Prefetcher::Plan Prefetcher::OnHit(uint64_t page) {
   if (s == nullptr || (Signed(s->frontier) - Signed(page)) / s->stride <= 0) return plan;
   s->used = clock_;
   s->last = page;
+  Earn(*s);
   return Ahead(*s, page, plan);
 }
 
@@ -128,13 +131,17 @@ void Prefetcher::Stopped(const Plan& plan, uint32_t steps) {
   s.starved = true;
 }
 
+void Prefetcher::Earn(Stream& s) const {
+  s.ahead = std::min(std::max(s.ahead * 2, kFirstAhead), max_ahead_);
+}
+
 Prefetcher::Plan Prefetcher::Ahead(Stream& s, uint64_t page, Plan plan, bool eager) const {
   const int64_t stride = s.stride;
   // Whatever this fault reads itself is requested too.
   const int64_t read_to = Signed(page) + (stride == 1 ? plan.sync_pages : stride);
   if ((read_to - Signed(s.frontier)) / stride > 0) s.frontier = static_cast<uint64_t>(read_to);
-  if (max_ahead_ == 0) return plan;
-  const int64_t steps = std::abs(stride) == 1 ? max_ahead_ : std::min(max_ahead_, kMaxStridedAhead);
+  if (s.ahead == 0) return plan;
+  const int64_t steps = std::abs(stride) == 1 ? s.ahead : std::min(s.ahead, kMaxStridedAhead);
   const int64_t requested = (Signed(s.frontier) - Signed(page)) / stride;  // steps already asked for
   // Top up only when less than half the distance is left: large requests.
   if (requested > (eager ? steps - 1 : steps / 2)) return plan;
