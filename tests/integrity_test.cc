@@ -119,7 +119,10 @@ void TouchAfterDamagingSwapFile(const std::string& dir, Damage damage) {
   std::string path = SwapFd(*raw);  // the file is unlinked: reach it through our fd
   auto* p = static_cast<unsigned char*>(*(*pr)->Map(kPages * kPageSize));
   for (size_t i = 0; i < kPages; i++) FillPage(p + i * kPageSize, i, 1);
-  (*pr)->Sync();
+  // Every write landed (a page being written is neither resident nor
+  // swapped): a write landing after a truncate would extend the file again,
+  // and the pages before it would read as zeros, a checksum mismatch.
+  StatsWhen(**pr, [](const Stats& s) { return s.resident_pages + s.swapped_pages == kPages; });
   if (!damage(path)) _exit(3);
   volatile unsigned char x = p[0];
   (void)x;
