@@ -30,8 +30,12 @@ uint64_t WrongPages(const unsigned char* base, const std::vector<uint64_t>& vers
   uint64_t wrong = 0;
   for (size_t i = 0; i < version.size(); i++) {
     if (!HoldsVersion(base + i * kPageSize, i, version[i]) && wrong++ < 5) {
+      int holds = -1;
+      for (uint64_t v = 0; v <= version[i] + 2; v++) {
+        if (HoldsVersion(base + i * kPageSize, i, v)) holds = static_cast<int>(v);
+      }
       ADD_FAILURE() << where << "page " << i << (version[i] == 0 ? " is not zeros" : " lost version ")
-                    << (version[i] == 0 ? "" : std::to_string(version[i]));
+                    << (version[i] == 0 ? "" : std::to_string(version[i])) << " (holds " << holds << ")";
     }
   }
   return wrong;

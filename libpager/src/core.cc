@@ -54,6 +54,7 @@ PagerCore::PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_pt
 
 PagerCore::~PagerCore() {
   for (Op* op : ops_) {
+    if (op == nullptr) continue;
     op->~Op();
     ReserveArena::Free(op);
   }
@@ -67,10 +68,13 @@ Op* PagerCore::NewOp(StoreOp::Kind kind, uint32_t slot, uint32_t pages, std::byt
     id = free_ops_.back();
     free_ops_.pop_back();
   } else {
+    id = static_cast<uint32_t>(ops_.size());
+    ops_.push_back(nullptr);
+  }
+  if (ops_[id] == nullptr) {
     void* mem = ReserveArena::Alloc(reserve_->arena(), sizeof(Op));
     if (mem == nullptr) throw std::bad_alloc();
-    id = static_cast<uint32_t>(ops_.size());
-    ops_.push_back(new (mem) Op());
+    ops_[id] = new (mem) Op();
   }
   Op* op = ops_[id];
   op->io = StoreOp{};
@@ -89,7 +93,16 @@ Op* PagerCore::NewOp(StoreOp::Kind kind, uint32_t slot, uint32_t pages, std::byt
 
 void PagerCore::FreeOp(Op* op, bool with_buffer) {
   if (with_buffer) reserve_->FreePages(op->io.buf, op->io.pages);
-  free_ops_.push_back(op->io.id);
+  const uint32_t id = op->io.id;
+  // An Op is ~14 KiB of the reserve arena, and the arena counts in the
+  // reserve's level: kept after a burst of hundreds in flight, they held the
+  // pool below half for good, and the throttle with it. A few stay for reuse.
+  if (free_ops_.size() >= kSpareOps) {
+    op->~Op();
+    ReserveArena::Free(op);
+    ops_[id] = nullptr;
+  }
+  free_ops_.push_back(id);
 }
 
 void PagerCore::Submit(Op* op) {
@@ -147,7 +160,14 @@ void PagerCore::PurgeQueues() {
   stale_entries_ = 0;
 }
 
-bool PagerCore::throttled() const { return !draining_ && reserve_->BelowHalf(); }
+bool PagerCore::throttled() const {
+  // Only write-back (and the reads and seal batches in flight) refills the
+  // pool: with none in flight, nothing would ever lift the throttle, and the
+  // program's threads would sleep forever. The pool is then held by the
+  // arena's live allocations; faults go on, as the kernel's PFMEMALLOC
+  // throttle gives up after its timeout.
+  return !draining_ && ops_in_flight_ > 0 && reserve_->BelowHalf();
+}
 
 bool PagerCore::eviction_paused() const {
   return NowNs() < paused_until_ns_ || slots_.full();

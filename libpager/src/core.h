@@ -282,6 +282,7 @@ class PagerCore {
   uint32_t window_ = 1;
   Prefetcher prefetch_;  // read-ahead and prefetch of swap-ins
   static constexpr uint32_t kMaxPrefetchOps = 16;
+  static constexpr size_t kSpareOps = 16;  // freed Ops kept for reuse (FreeOp)
   uint32_t prefetch_ops_ = 0;  // read-ahead ops in flight
 
   bool draining_ = false;  // shutdown or fork: bring everything back, ignore the limit
