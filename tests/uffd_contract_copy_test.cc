@@ -222,5 +222,42 @@ TEST(UffdContract, CopyIntoAProtNoneVmaInstallsAnInaccessiblePage) {
   EXPECT_TRUE(PageIs(dst.base(), 'c'));  // the bytes were there all along
 }
 
+// ============================================================ mremap in flight
+
+// A region mremapped away, its REMAP queued but not yet read: a COPY to the
+// old address and to the new one both fail with EAGAIN (ctx->mmap_changing,
+// raised by mremap_userfaultfd_prep, dropped when the event is read). Once
+// the event is read, the old address has no VMA (ENOENT) and the new one
+// takes the COPY, whether or not the monitor has *handled* the event yet.
+// libpager: pager.cc handles every event it reads before any install, so
+// CompleteRead's COPY goes to the new address; fault_handler.cc ServeEmpty
+// fills ahead only inside ranges whose events are handled, since a
+// read-but-unhandled REMAP's new range already takes COPYs.
+TEST(UffdContract, CopyToARangeMremappedAwayFailsWithEagainUntilTheRemapIsRead) {
+  Area region(2), moved_to(2);
+  RawUffd u;
+  if (auto why = u.Open(UFFD_FEATURE_EVENT_REMAP); !why.empty()) GTEST_SKIP() << why;
+  ASSERT_EQ(u.Register(region.base(), 2 * kPage), 0);
+  Background mremap_away(u, [&] {
+    mremap(region.base(), 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, moved_to.base());
+  });
+  ASSERT_TRUE(WaitUntil([&] { return u.HasMessage(); })) << "no REMAP event queued";
+
+  std::vector<char> page(kPage, 'c');
+  EXPECT_EQ(u.Copy(region.base(), page.data(), kPage).err, EAGAIN);
+  EXPECT_EQ(u.Copy(moved_to.base(), page.data(), kPage).err, EAGAIN);
+
+  auto ev = u.Read();
+  ASSERT_TRUE(ev.has_value());
+  EXPECT_EQ(ev->event, UFFD_EVENT_REMAP);
+  ASSERT_TRUE(mremap_away.WaitDone());
+  RangeResult at_old = u.Copy(region.base(), page.data(), kPage);
+  EXPECT_EQ(at_old.err, ENOENT);
+  EXPECT_EQ(at_old.progress, -ENOENT);
+  EXPECT_EQ(u.Copy(moved_to.base(), page.data(), kPage).rc, 0);
+  EXPECT_TRUE(PageIs(moved_to.base(), 'c'));
+  EXPECT_TRUE(region.FillHole(0, 2));
+}
+
 }  // namespace
 }  // namespace uffd_contract

@@ -86,6 +86,7 @@ Op* PagerCore::NewOp(StoreOp::Kind kind, uint32_t slot, uint32_t pages, std::byt
   op->stage = Op::Stage::kIo;
   op->t0_ns = 0;
   op->fault_page = ~uint64_t{0};
+  op->gone_since_ns = 0;
   op->stream = -1;
   op->retries = 0;
   return op;

@@ -69,6 +69,7 @@ struct Op {
   bool has_old[kMaxRun];
   uint64_t t0_ns = 0;       // when the fault that started a read was read
   uint64_t fault_page = 0;  // the page that faulted (reads): installed referenced
+  uint64_t gone_since_ns = 0;  // reads: when an install first found no VMA (CompleteRead)
   int stream = -1;          // a read-ahead: the prefetcher's stream (prefetcher.h)
   uint32_t retries = 0;
 };
@@ -283,6 +284,7 @@ class PagerCore {
   Prefetcher prefetch_;  // read-ahead and prefetch of swap-ins
   static constexpr uint32_t kMaxPrefetchOps = 16;
   static constexpr size_t kSpareOps = 16;  // freed Ops kept for reuse (FreeOp)
+  static constexpr uint64_t kGoneGraceNs = 1'000'000'000;  // CompleteRead
   uint32_t prefetch_ops_ = 0;  // read-ahead ops in flight
 
   bool draining_ = false;  // shutdown or fork: bring everything back, ignore the limit

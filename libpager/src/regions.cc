@@ -62,6 +62,13 @@ bool RegionSet::Covers(uintptr_t start, uint64_t len) const {
   return it->first <= start && it->second >= start + len;  // adjacent ranges are merged
 }
 
+uintptr_t RegionSet::EndOf(uintptr_t addr) const {
+  auto it = ranges_.upper_bound(addr);
+  if (it == ranges_.begin()) return 0;
+  --it;
+  return it->second > addr ? it->second : 0;
+}
+
 uint64_t RegionSet::LearnFrom(uintptr_t addr) {
   uintptr_t s = 0, e = 0;
   if (!VmaAround(addr, &s, &e)) return 0;

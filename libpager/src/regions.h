@@ -32,6 +32,8 @@ class RegionSet {
   uint64_t Remove(uintptr_t start, uint64_t len);
   // True when every byte of [start, start+len) is in the set.
   bool Covers(uintptr_t start, uint64_t len) const;
+  // The end of the range holding `addr`; 0 if no range does.
+  uintptr_t EndOf(uintptr_t addr) const;
   // Adds the registered VMA around `addr`, per /proc/self/maps, minus what the
   // set already has; returns the bytes added (0 if nothing maps `addr`).
   // Reads a file: for the rare fault outside every known range only.
