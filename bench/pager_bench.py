@@ -24,6 +24,7 @@ then the report (harness/report.py): tables on stdout, everything in JSON.
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ from harness.cells import Cell, CellRunner  # noqa: E402
 from harness.kernel import KernelSwap, Unavailable  # noqa: E402
 from harness.nfs import NfsServer  # noqa: E402
 from harness.runner import Runner  # noqa: E402
+from harness.stores import Stores  # noqa: E402
 
 SOURCE = os.path.dirname(HERE)
 MIB = 1 << 20
@@ -166,11 +168,10 @@ class Bench:
         self.kernel = None
         self.nfs = None
 
-    def locations(self):
-        where = {"memory": "memory:", "file": "/var/tmp"}
-        if self.nfs:
-            where["nfs"] = self.nfs.url
-        return {s: where[s] for s in self.args.stores if s in where}
+    def stores(self, names=None):
+        """{store: a context manager yielding a fresh swap location} (harness/stores.py)."""
+        pool = Stores(self.nfs)
+        return {s: functools.partial(pool.location, s) for s in pool.available(names or self.args.stores)}
 
     def run(self):
         a = self.args
@@ -194,7 +195,7 @@ class Bench:
             self.run_programs()
             if a.startup_runs > 0:
                 log("start-up")
-                self.doc["startup"] = startup.measure(self.runner, a.build, self.locations(), a.startup_runs)
+                self.doc["startup"] = startup.measure(self.runner, a.build, self.stores(), a.startup_runs)
         self.doc["machine"]["loadavg_end"] = list(os.getloadavg())
         self.doc["seconds"] = time.monotonic() - t0
         report.derive(self.doc)
@@ -244,10 +245,12 @@ class Bench:
             unpaged[over] = Cell("unpaged", over, region, a.limit)
             log("cells at %gx: unpaged" % over)
             self.cells.run(unpaged[over], twin_rounds=twin)
-            for store, location in self.locations().items():
+            for store, location in self.stores().items():
                 log("cells at %gx: pager-%s" % (over, store))
-                cells.append(self.cells.run(Cell("pager-" + store, over, region, a.limit), swap=location,
-                                            server_pid=self.nfs.pid if store == "nfs" else None, twin_rounds=twin))
+                with location() as where:
+                    cells.append(self.cells.run(Cell("pager-" + store, over, region, a.limit), swap=where,
+                                                server_pid=self.nfs.pid if store == "nfs" else None,
+                                                twin_rounds=twin))
             if a.repeat > 1:
                 self.cells.run(unpaged[over], twin_rounds=twin)
         if self.kernel:
@@ -312,8 +315,7 @@ class Bench:
                 devices[device] = lambda device=device: self.kernel.swap(device, 1 << 30)
         for p in programs.find(a.programs):
             log("program %s" % p.name)
-            stores = {s: where for s, where in self.locations().items() if s in a.program_stores}
-            self.doc["programs"].append(table.measure(p, stores, devices))
+            self.doc["programs"].append(table.measure(p, self.stores(a.program_stores), devices))
 
 
 def default_json(mode):

@@ -36,6 +36,11 @@ class NfsServer:
             raise RuntimeError("unexpected output of nfs-server.sh start: " + out.stdout)
         return self
 
+    def url_for(self, subdir):
+        """The URL of a directory of the export (made in export_dir)."""
+        path, _, query = self.url.partition("?")
+        return "%s/%s?%s" % (path, subdir, query)
+
     def __exit__(self, *exc):
         if self.state:
             subprocess.run([self.script, "stop", self.state], capture_output=True)

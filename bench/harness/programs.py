@@ -104,8 +104,13 @@ class ProgramTable:
         self.kernel = kernel  # KernelSwap, or None when the kernel baselines are off
 
     def measure(self, program, stores, devices):
-        """stores: {"file": swap location, ...}; devices: ["swapfile", "zram"] with swap on
-        around each (the caller passes a context factory). Returns a JSON-ready dict."""
+        """stores: {"file": a context manager yielding a fresh swap location, ...};
+        devices: {"swapfile": a context manager turning that swap on, ...}.
+        Returns a JSON-ready dict.
+
+        The unpaged runs are spread over the program's measurement (one first,
+        in an unlimited cgroup for its peak; one after the paged runs; one at
+        the end), so that their median does not sit in one busy moment."""
         row = {"program": program.name, "size": program.sizes[self.mode], "runs": {}, "skipped": None}
         missing = [x for x in program.needs if shutil.which(x) is None]
         if missing:
@@ -116,19 +121,22 @@ class ProgramTable:
             if program.setup:
                 program.setup(d, n, self.source_dir)
             argv = program.argv(d, n, self.source_dir)
-            row["unpaged"] = self._unpaged(argv)
-            peak = row["unpaged"]["max_rss_bytes"]
+            unpaged = [self._unpaged_once(argv, in_cgroup=self.kernel is not None)]
+            peak = unpaged[0][0].max_rss_bytes
             # The pager refuses a limit below its reserve (8 MiB by default).
             limit = max(MIN_LIMIT, (peak // 3) // MIB * MIB)
             row["limit_bytes"] = limit
-            expected = row["unpaged"]["stdout_sha256"]
+            expected = unpaged[0][0].stdout_sha256
             # A paged or kernel run that takes 60x the unpaged time is reported
             # as "more than that", not waited for.
-            timeout = min(self.timeout_s, max(10.0, 60 * row["unpaged"]["seconds"]))
+            timeout = min(self.timeout_s, max(10.0, 60 * unpaged[0][0].seconds))
             for store, location in stores.items():
-                row["runs"]["pager-" + store] = self._paged(argv, limit, location, expected, d, timeout)
+                with location() as where:
+                    row["runs"]["pager-" + store] = self._paged(argv, limit, where, expected, d, timeout)
+            if self.repeat > 1:
+                unpaged.append(self._unpaged_once(argv))
             paged_peaks = [r["max_rss_bytes"] for r in row["runs"].values()]
-            overhead = max(0, (row["unpaged"]["cgroup_peak_bytes"] or 0) - peak)
+            overhead = max(0, (unpaged[0][1] or 0) - peak)
             kernel_limit = max(paged_peaks or [limit]) + overhead
             row["kernel_limit_bytes"] = kernel_limit
             for device, swap_on in devices.items():
@@ -138,26 +146,28 @@ class ProgramTable:
                         # The strict reading of "the same limit": the whole program
                         # in the paged limit, as if the pager's own memory were free.
                         row["runs"]["kernel-swapfile-at-limit"] = self._kernel(argv, limit, expected, timeout)
-        return row
-
-    def _unpaged(self, argv):
-        runs, cgroup_peak = [], None
-        for i in range(self.repeat):
-            if self.kernel is not None and i == 0:
-                # In a cgroup without a limit: what the cgroup charges (for the kernel runs' limit).
-                with self.kernel.cgroup("prog-unpaged") as cg:
-                    runs.append(self.runner.run(argv, timeout_s=self.timeout_s * 4, cgroup=cg))
-                    cgroup_peak = self.kernel.peak_bytes(cg)
-            else:
-                runs.append(self.runner.run(argv, timeout_s=self.timeout_s * 4))
-        bad = [r for r in runs if not r.ok]
-        if bad:
-            raise RuntimeError("%s failed unpaged (status %s): %s" % (argv[0], bad[0].status, bad[0].stderr))
+            while len(unpaged) < self.repeat:
+                unpaged.append(self._unpaged_once(argv))
+        runs = [r for r, _ in unpaged]
         if len({r.stdout_sha256 for r in runs}) != 1:
             raise RuntimeError("%s prints different outputs in unpaged runs: not deterministic" % argv[0])
-        return {"seconds": statistics.median(r.seconds for r in runs), "runs": len(runs),
-                "max_rss_bytes": max(r.max_rss_bytes for r in runs), "cgroup_peak_bytes": cgroup_peak,
-                "stdout_sha256": runs[0].stdout_sha256}
+        row["unpaged"] = {"seconds": statistics.median(r.seconds for r in runs), "runs": len(runs),
+                          "max_rss_bytes": max(r.max_rss_bytes for r in runs), "cgroup_peak_bytes": unpaged[0][1],
+                          "stdout_sha256": runs[0].stdout_sha256}
+        return row
+
+    def _unpaged_once(self, argv, in_cgroup=False):
+        """(Finished, the cgroup's peak bytes or None). In a cgroup without a
+        limit, the peak is what the cgroup charges (for the kernel runs' limit)."""
+        if in_cgroup:
+            with self.kernel.cgroup("prog-unpaged") as cg:
+                r = self.runner.run(argv, timeout_s=self.timeout_s * 4, cgroup=cg)
+                peak = self.kernel.peak_bytes(cg)
+        else:
+            r, peak = self.runner.run(argv, timeout_s=self.timeout_s * 4), None
+        if not r.ok:
+            raise RuntimeError("%s failed unpaged (status %s): %s" % (argv[0], r.status, r.stderr))
+        return r, peak
 
     def _paged(self, argv, limit, location, expected, d, timeout):
         stats = os.path.join(d, "pager-stats")
