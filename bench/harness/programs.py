@@ -44,7 +44,9 @@ class Program:
         if self.name == "sort":
             return ["sort", "-S", "1G", "--parallel=1", os.path.join(d, "in")]
         if self.name == "python":
-            return ["python3", os.path.join(here, "word_index.py"), str(n)]
+            # Debian's, not a pyenv shim first in PATH: a shim is a script that
+            # execs, and each exec would start a pager of its own.
+            return ["/usr/bin/python3", os.path.join(here, "word_index.py"), str(n)]
         if self.name == "sqlite":
             return ["sqlite3", ":memory:", "PRAGMA cache_size=-1000000;",
                     "CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);",
@@ -75,7 +77,7 @@ def _compile_hog(d, _, source_dir):
 
 PROGRAMS = [
     Program("sort", ("sort",), {"full": 400000, "quick": 300000, "smoke": 20000}, _sort_input),
-    Program("python", ("python3",), {"full": 200000, "quick": 150000, "smoke": 10000}),
+    Program("python", ("/usr/bin/python3",), {"full": 200000, "quick": 150000, "smoke": 10000}),
     Program("sqlite", ("sqlite3",), {"full": 300000, "quick": 200000, "smoke": 10000}),
     Program("jvm_g1", ("java", "javac"), {"full": 400000, "quick": 300000, "smoke": 10000}, _compile_hog),
     Program("jvm_parallel", ("java", "javac"), {"full": 400000, "quick": 300000, "smoke": 10000}, _compile_hog),
