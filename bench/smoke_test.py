@@ -35,7 +35,7 @@ WORKLOAD = ["workload", "threads", "seconds", "accesses", "bytes_touched", "capp
 PAGED_WORKLOAD = ["limit_waits", "throttled_ns", "reserve_overflows", "metadata_bytes"]
 RATIOS = ["vs_unpaged", "vs_kernel_swapfile", "vs_kernel_zram", "vs_raw_1m_read", "miss_p50_vs_raw_4k_read",
           "ab_vs_unpaged"]
-PROGRAM = ["program", "size", "runs", "skipped", "unpaged", "limit_bytes"]
+PROGRAM = ["program", "size", "runs", "skipped", "unpaged", "limit_bytes", "kernel_limit_bytes"]
 UNPAGED_PROGRAM = ["seconds", "runs", "max_rss_bytes", "cgroup_peak_bytes", "stdout_sha256"]
 PROGRAM_RUN = ["seconds", "timed_out", "status", "cpu_s", "max_rss_bytes", "output_identical", "stderr", "pager_stats"]
 STARTUP = ["what", "median_ms", "min_ms", "runs", "extra_ms", "vs_plain"]

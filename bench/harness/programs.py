@@ -176,8 +176,10 @@ class ProgramTable:
         env = dict(os.environ, LIBPAGER_STATS_AT_EXIT=stats)
         r = self.runner.run([self.pagerctl, "run", "--limit", str(limit), "--swap", location, "--"] + argv,
                             env=env, timeout_s=timeout)
-        lines = open(stats).read().splitlines() if os.path.exists(stats) else []
+        lines = []
         if os.path.exists(stats):
+            with open(stats) as f:
+                lines = f.read().splitlines()
             os.unlink(stats)
         return dict(self._figures(r, expected), pager_stats=lines)
 

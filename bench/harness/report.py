@@ -196,10 +196,11 @@ def render(doc):
     out = []
     s = doc["settings"]
     m = doc["machine"]
+    load = lambda avg: " ".join("%.1f" % x for x in avg)  # noqa: E731
     out.append("libpager bench (%s mode): %d vCPU, kernel %s, %.1f GiB RAM, load %s at start, %s at end; "
                "limit %s MiB, %d random accesses or %g s per workload; %.0f s in all."
-               % (doc["mode"], m["cpus"], m["kernel"], m["mem_bytes"] / GIB, m["loadavg_start"], m["loadavg_end"],
-                  s["limit_bytes"] // MIB, s["ops"], s["max_seconds"], doc["seconds"]))
+               % (doc["mode"], m["cpus"], m["kernel"], m["mem_bytes"] / GIB, load(m["loadavg_start"]),
+                  load(m["loadavg_end"]), s["limit_bytes"] // MIB, s["ops"], s["max_seconds"], doc["seconds"]))
     out.append("command: `%s`" % doc["command"])
     backends = _backends(doc)
 
