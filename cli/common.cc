@@ -35,9 +35,13 @@ double ParseSecondsArg(const std::string& option, const std::string& text) {
   char* end = nullptr;
   double v = strtod(text.c_str(), &end);
   std::string unit(end);
-  double mult = unit.empty() || unit == "s" ? 1 : unit == "ms" ? 0.001 : unit == "m" ? 60 : -1;
+  double mult = unit.empty() || unit == "s" ? 1
+                : unit == "ms"               ? 0.001
+                : unit == "m"                ? 60
+                : unit == "h"                ? 3600
+                                             : -1;
   if (end == text.c_str() || mult < 0 || !std::isfinite(v) || v < 0) {
-    throw UsageError(option + ": '" + text + "' is not a duration (examples: 2, 0.5, 1.5s, 250ms)");
+    throw UsageError(option + ": '" + text + "' is not a duration (examples: 2, 0.5, 1.5s, 250ms, 10m, 1h)");
   }
   return v * mult;
 }
@@ -69,8 +73,10 @@ std::string Duration(double s) {
     snprintf(buf, sizeof buf, "%.0fms", s * 1e3);
   } else if (s < 60) {
     snprintf(buf, sizeof buf, "%.1fs", s);
-  } else {
+  } else if (s < 3600) {
     snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s / 60), static_cast<int>(s) % 60);
+  } else {
+    snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s / 3600), static_cast<int>(s / 60) % 60);
   }
   return buf;
 }
@@ -81,7 +87,7 @@ std::string JsonQuote(const std::string& s) {
     if (c == '"' || c == '\\') {
       o += '\\';
       o += static_cast<char>(c);
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || c == 0x7f) {
       char b[8];
       snprintf(b, sizeof b, "\\u%04x", c);
       o += b;

@@ -44,14 +44,14 @@ bool ParseArgs(const std::vector<std::string>& args, const po::options_descripti
 
 // "64M" -> bytes; errors name the option: "--limit '64X': ...".
 uint64_t ParseSizeArg(const std::string& option, const std::string& text);
-// "2", "0.5", "1.5s", "250ms" -> seconds; errors name the option.
+// "2", "0.5", "1.5s", "250ms", "10m", "1h" -> seconds; errors name the option.
 double ParseSecondsArg(const std::string& option, const std::string& text);
 
 // "1.50 GiB" style, "-" for zero when `dash_zero`.
 std::string Size(uint64_t bytes, bool dash_zero = false);
 // "12.3k" style for counts and rates.
 std::string Count(double n);
-// "350ms", "1.2s", "3m04s".
+// "350ms", "1.2s", "3m04s", "26h05m".
 std::string Duration(double seconds);
 
 // `s` as a JSON string, quotes included.

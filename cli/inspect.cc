@@ -2,6 +2,7 @@
 // pager/monitor.h). Nothing here talks to a pager, so a pager stuck on a
 // dead server shows up as such instead of hanging the tool.
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -59,6 +60,8 @@ Rates RatesBetween(const PagedProcess* before, const PagedProcess& now, double s
 
 // ---- JSON -----------------------------------------------------------------
 
+// Strings from pager/monitor.h are already escaped for display (valid UTF-8,
+// no control characters); this makes any string a JSON string.
 std::string Quote(const std::string& s) { return JsonQuote(s); }
 
 // A JSON object built field by field, in order.
@@ -88,7 +91,7 @@ std::string ProcessJson(const PagedProcess& p, const Rates* rates) {
   for (int i = 0; i < Stats::kLatencyBuckets; i++) hist += (i ? "," : "") + std::to_string(s.fault_latency_us[i]);
   hist += "]";
   Obj o;
-  o.Num("pid", static_cast<uint64_t>(p.pid)).Num("index", p.index).Str("command", p.command);
+  o.Num("pid", static_cast<uint64_t>(p.pid)).Num("index", p.index).Num("uid", p.uid).Str("command", p.command);
   o.Bool("stale", p.stale).Num("start_time_ticks", p.start_time).Num("created_unix_ms", p.created_unix_ms);
   o.Num("time_unix_ms", NowUnixMs()).Str("swap", p.swap).Str("features", p.features);
   o.Raw("memory", Obj()
@@ -121,6 +124,7 @@ std::string ProcessJson(const PagedProcess& p, const Rates* rates) {
                          .str());
   o.Raw("store", Obj()
                      .Str("state", pager::BackendStateName(s.backend))
+                     .Bool("encrypted", s.encrypted)
                      .Bool("eviction_paused", s.eviction_paused)
                      .Num("eviction_pauses", s.eviction_pauses)
                      .Num("bytes_read", s.bytes_read)
@@ -142,6 +146,7 @@ std::string ProcessJson(const PagedProcess& p, const Rates* rates) {
                         .Num("events", s.throttle_events)
                         .Num("throttled_ns", s.throttled_ns)
                         .Num("limit_waits", s.limit_waits)
+                        .Num("limit_overruns", s.limit_overruns)
                         .str());
   if (rates != nullptr && rates->known) {
     o.Raw("rates", Obj()
@@ -160,21 +165,36 @@ std::string Pad(const std::string& s, size_t w, bool left = false) {
   return left ? s + std::string(w - s.size(), ' ') : std::string(w - s.size(), ' ') + s;
 }
 
+// The user's name, or the uid if it has none.
+std::string UserName(uid_t uid) {
+  static std::map<uid_t, std::string> names;
+  auto it = names.find(uid);
+  if (it != names.end()) return it->second;
+  passwd pw, *found = nullptr;
+  char buf[4096];
+  std::string name = getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr
+                         ? pager::EscapeForDisplay(pw.pw_name)
+                         : std::to_string(uid);
+  return names[uid] = name;
+}
+
 std::string TableHeader(bool top) {
-  std::string h = Pad("PID", 8, true) + Pad("LIMIT", 10) + Pad("RESIDENT", 11) + Pad("SWAPPED", 11) +
-                  Pad("FAULTS/S", 10);
-  if (top) h += Pad("READ/S", 11) + Pad("WRITE/S", 11);
+  std::string h = Pad("PID", 8, true) + Pad("USER", 9, true) + Pad("LIMIT", 10) + Pad("RESIDENT", 11) +
+                  Pad("SWAPPED", 11) + Pad("FAULTS/S", 10);
+  if (top) h += Pad("READ/S", 11) + Pad("WRITE/S", 11) + Pad("OVERRUNS", 9);
   return h + Pad("THROTTLED", 10) + "  " + Pad("BACKEND", 13, true) + "COMMAND";
 }
 
 std::string TableRow(const PagedProcess& p, const Rates& r, bool top) {
   const Stats& s = p.stats;
-  std::string row = Pad(Id(p), 8, true) + Pad(Size(s.limit_pages * kPage), 10) +
+  std::string row = Pad(Id(p), 8, true) + Pad(UserName(p.uid).substr(0, 8), 9, true) +
+                    Pad(Size(s.limit_pages * kPage), 10) +
                     Pad(Size(s.resident_pages * kPage), 11) + Pad(Size(s.swapped_pages * kPage, true), 11) +
                     Pad(r.known ? Count(std::round(r.faults)) : "?", 10);
   if (top) {
     row += Pad(r.known ? Size(static_cast<uint64_t>(r.read), true) : "?", 11) +
-           Pad(r.known ? Size(static_cast<uint64_t>(r.written), true) : "?", 11);
+           Pad(r.known ? Size(static_cast<uint64_t>(r.written), true) : "?", 11) +
+           Pad(s.limit_overruns == 0 ? "-" : Count(static_cast<double>(s.limit_overruns)), 9);
   }
   std::string throttled = s.throttled_ns == 0 ? "-" : Duration(static_cast<double>(s.throttled_ns) / 1e9);
   std::string state = p.stale ? "stale" : pager::BackendStateName(s.backend);
@@ -184,15 +204,15 @@ std::string TableRow(const PagedProcess& p, const Rates& r, bool top) {
 using Sample = std::map<std::string, PagedProcess>;  // by path
 
 // Live pagers in `dir` (and stale ones if asked). With `unreadable`, files
-// that could not be read (another user's, another layout version) are
+// that were skipped (untrusted, cut short, another layout version) are
 // reported there in one line.
 std::vector<PagedProcess> List(const std::string& dir, bool with_stale, std::string* unreadable = nullptr) {
   std::vector<std::string> skipped;
   auto r = pager::ListPagedProcesses(dir, &skipped);
   if (!r.ok()) throw std::runtime_error(r.status().message());
   if (unreadable != nullptr && !skipped.empty()) {
-    *unreadable = std::to_string(skipped.size()) + " stats file(s) not shown (another user's, or another " +
-                  "libpager version's); first: " + skipped[0];
+    *unreadable = std::to_string(skipped.size()) + " stats file(s) not shown (untrusted, unreadable, or of " +
+                  "another libpager version); first: " + pager::EscapeForDisplay(skipped[0]);
   }
   std::vector<PagedProcess> out;
   for (auto& p : *r) {
@@ -294,6 +314,7 @@ void PrintHuman(const PagedProcess& p, const Rates& r) {
   auto n = [](uint64_t v) { return std::to_string(v); };
   printf("pid %s: %s\n", Id(p).c_str(), p.command.c_str());
   line("swap", p.swap);
+  line("pages in store", s.encrypted ? "encrypted and authenticated (AES-256-GCM)" : "in clear, checksummed (XXH3-64)");
   line("features", p.features);
   char pct[32];
   snprintf(pct, sizeof pct, " (%.0f%%)",
@@ -333,6 +354,8 @@ void PrintHuman(const PagedProcess& p, const Rates& r) {
   line("events", n(s.throttle_events));
   line("throttled time", Duration(static_cast<double>(s.throttled_ns) / 1e9));
   line("waits at limit", n(s.limit_waits));
+  line("over the limit",
+       n(s.limit_overruns) + " (times nothing resident could be evicted: read-only or locked memory)");
   fflush(stdout);
 }
 

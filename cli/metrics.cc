@@ -5,9 +5,11 @@
 // Names follow Prometheus' conventions: a libpager_ prefix, base units in the
 // name (_bytes, _seconds), _total on counters, one family per quantity with a
 // label where the quantities add up (faults by kind). Every sample of a pager
-// carries pid, pager (its number in the process), comm and swap; label values
-// are escaped (\\, \", \n) and made valid UTF-8. No timestamps: the textfile
-// collector refuses them.
+// carries pid, pager (its number in the process), comm and swap. Their text
+// is as pagerctl shows it (EscapeForDisplay: control characters as \xNN, so
+// that another user's process name cannot put a terminal escape in front of
+// whoever reads the metrics), then escaped for the format (\\, \", \n). No
+// timestamps: the textfile collector refuses them.
 #include <charconv>
 #include <fstream>
 #include <iostream>
@@ -76,9 +78,9 @@ std::string Comm(const PagedProcess& p) {
   // The name may hold a newline itself: all but the file's last byte.
   std::ifstream f("/proc/" + std::to_string(p.pid) + "/comm");
   std::string comm((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (!comm.empty() && comm.back() == '\n') return comm.substr(0, comm.size() - 1);
+  if (!comm.empty() && comm.back() == '\n') return pager::EscapeForDisplay(comm.substr(0, comm.size() - 1));
   std::string argv0 = p.command.substr(0, p.command.find(' '));
-  return argv0.substr(argv0.rfind('/') + 1);
+  return argv0.substr(argv0.rfind('/') + 1);  // p.command is escaped already
 }
 
 std::string Number(uint64_t v) { return std::to_string(v); }
@@ -238,6 +240,8 @@ pager::Result<std::string> MetricsText(const std::string& stats_dir) {
            "(writes fail or the store is full; eviction is paused).",
            "state", {"ok", "reconnecting", "paused"},
            [](P p, const std::string& k) { return uint64_t{k == pager::BackendStateName(p.stats.backend)}; });
+  e.Each("libpager_encrypted", "gauge", "1 when pages are encrypted and authenticated in the store.",
+         [](P p) { return uint64_t{p.stats.encrypted}; });
   e.Each("libpager_eviction_paused", "gauge", "1 while eviction is paused.",
          [](P p) { return uint64_t{p.stats.eviction_paused}; });
   e.Each("libpager_eviction_pauses_total", "counter", "Times eviction was paused.",

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "common.h"
+#include "pager/monitor.h"
 #include "pager/pager.h"
 #include "pager/store.h"
 #include "pager/units.h"
@@ -154,6 +155,22 @@ void SplitCommand(const std::vector<std::string>& args, const po::options_descri
 
 void SetEnv(const char* name, const std::string& value) { setenv(name, value.c_str(), 1); }
 
+// How Config::Validate names a setting to a user of `run`: by its option if
+// it has one (an option not given stands for its LIBPAGER_* variable).
+std::string OptionFor(const std::string& variable) {
+  static const std::pair<const char*, const char*> kOptions[] = {
+      {"LIBPAGER_LIMIT", "--limit"},
+      {"LIBPAGER_RESERVE", "--reserve"},
+      {"LIBPAGER_SWAP_MAX", "--swap-max"},
+      {"LIBPAGER_READAHEAD", "--readahead"},
+      {"LIBPAGER_PREFETCH", "--prefetch"},
+  };
+  for (const auto& [var, option] : kOptions) {
+    if (variable == var) return option;
+  }
+  return variable;
+}
+
 }  // namespace
 
 int Run(const std::vector<std::string>& args) {
@@ -167,19 +184,27 @@ int Run(const std::vector<std::string>& args) {
        "or memory: (default: $TMPDIR, else /var/tmp)")
       ("swap-max", po::value<std::string>()->value_name("SIZE"), "cap on the swap file (default: none)")
       ("reserve", po::value<std::string>()->value_name("SIZE"),
-       "the pager's locked emergency pool (default: max(8M, 1% of the limit))")
+       "the pager's locked emergency pool (default: 1% of the limit, 8M to 64M)")
       ("mmap-threshold", po::value<std::string>()->value_name("SIZE"),
-       "page private anonymous mmaps at least this large; 0: none (default: 1M)")
+       "page private anonymous mmaps at least this large; 0: none (default: 256K)")
       ("no-heap", "do not page the malloc heap (by default the preload's malloc pages it)")
+      ("start-at", po::value<std::string>()->value_name("SIZE"),
+       "start the pager once this much memory could be paged; 0: before the program's main "
+       "(default: half the limit)")
+      ("encrypt", "encrypt and authenticate every page in the store (default: on for nfs://, off for a directory)")
+      ("no-encrypt", "store pages in clear, even on an NFS server")
       ("policy", po::value<std::string>()->value_name("clock|fifo"), "eviction policy (default: clock)")
       ("readahead", po::value<uint32_t>()->value_name("PAGES"), "read-ahead bound in pages, 1..1024 (default: 64)")
+      ("prefetch", po::value<uint32_t>()->value_name("PAGES"),
+       "how far ahead of a scan to read, in pages, 0..65536; 0: never (default: 1024)")
       ("connect-timeout", po::value<std::string>()->value_name("DURATION"),
        "how long to wait for the swap server, e.g. 10s (default: 10s)")
       ("disable", po::value<std::string>()->value_name("FEATURES"),
        "kernel features to treat as absent: move,wp,poison,remap,unmap,remove,fork")
       ("log", po::value<std::string>()->value_name("LEVEL"), "libpager's log level: error|warn|info|debug")
       ("no-stats", "do not publish stats (pagerctl ps/stats/top will not see the program)")
-      ("stats-dir", po::value<std::string>()->value_name("DIR"), "where to publish stats (default: /dev/shm)")
+      ("stats-dir", po::value<std::string>()->value_name("DIR"),
+       "where to publish stats, in a directory per user (default: /dev/shm)")
       ("preload", po::value<std::string>()->value_name("PATH"),
        "libpager_preload.so to use (default: $PAGERCTL_PRELOAD, else found beside pagerctl)");
 
@@ -209,6 +234,7 @@ int Run(const std::vector<std::string>& args) {
     }
   }
   if (vm.count("readahead")) cfg.readahead_pages = vm["readahead"].as<uint32_t>();
+  if (vm.count("prefetch")) cfg.prefetch_pages = vm["prefetch"].as<uint32_t>();
   if (vm.count("connect-timeout")) {
     double s = ParseSecondsArg("--connect-timeout", str("connect-timeout"));
     if (s > 3600) throw UsageError("--connect-timeout: at most 1h");
@@ -221,13 +247,18 @@ int Run(const std::vector<std::string>& args) {
       throw UsageError("--log: '" + l + "': expected error, warn, info or debug");
     }
   }
+  if (vm.count("encrypt") && vm.count("no-encrypt")) throw UsageError("--encrypt and --no-encrypt: pick one");
+  if (vm.count("encrypt")) cfg.encrypt = pager::Config::Encrypt::kOn;
+  if (vm.count("no-encrypt")) cfg.encrypt = pager::Config::Encrypt::kOff;
   if (vm.count("no-stats")) cfg.publish_stats = false;
   if (vm.count("stats-dir")) cfg.stats_dir = str("stats-dir");
   if (cfg.memory_limit == 0) throw UsageError("--limit is required (or set LIBPAGER_LIMIT)");
-  if (pager::Status s = cfg.Validate(); !s.ok()) throw UsageError(s.message());
-  if (cfg.publish_stats && access(cfg.stats_dir.c_str(), W_OK | X_OK) != 0) {
-    throw UsageError("--stats-dir: '" + cfg.stats_dir + "': " + strerror(errno) +
-                     " (use --no-stats to run without published stats)");
+  if (pager::Status s = cfg.Validate(OptionFor); !s.ok()) throw UsageError(s.message());
+  if (cfg.publish_stats) {
+    auto dir = pager::UserStatsDir(cfg.stats_dir);
+    if (!dir.ok()) {
+      throw UsageError("--stats-dir: " + dir.status().message() + " (use --no-stats to run without published stats)");
+    }
   }
 
   CheckProgram(program[0]);
@@ -240,8 +271,11 @@ int Run(const std::vector<std::string>& args) {
   if (cfg.reserve != 0) SetEnv("LIBPAGER_RESERVE", std::to_string(cfg.reserve));
   if (mmap_threshold) SetEnv("LIBPAGER_MMAP_THRESHOLD", std::to_string(*mmap_threshold));
   if (vm.count("no-heap")) SetEnv("LIBPAGER_HEAP", "0");
+  if (vm.count("start-at")) SetEnv("LIBPAGER_START_AT", std::to_string(ParseSizeArg("--start-at", str("start-at"))));
+  if (cfg.encrypt != pager::Config::Encrypt::kAuto) SetEnv("LIBPAGER_ENCRYPT", cfg.Encrypting() ? "1" : "0");
   SetEnv("LIBPAGER_POLICY", cfg.policy == pager::EvictionPolicy::kFifo ? "fifo" : "clock");
   SetEnv("LIBPAGER_READAHEAD", std::to_string(cfg.readahead_pages));
+  SetEnv("LIBPAGER_PREFETCH", std::to_string(cfg.prefetch_pages));
   SetEnv("LIBPAGER_CONNECT_TIMEOUT_MS", std::to_string(cfg.connect_timeout_ms));
   if (!cfg.disable_features.empty()) SetEnv("LIBPAGER_DISABLE", cfg.disable_features);
   if (vm.count("log")) SetEnv("LIBPAGER_LOG", str("log"));

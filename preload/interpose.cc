@@ -1,12 +1,14 @@
 // The system calls the preload interposes, and the raw ones it uses itself.
 //
 // mmap: a private anonymous mapping of at least LIBPAGER_MMAP_THRESHOLD
-// bytes is adopted by the pager right after the kernel creates it. munmap,
-// mremap and MADV_DONTNEED of adopted memory need nothing from the preload:
-// the kernel reports them to the pager as UNMAP, REMAP and REMOVE events, in
-// order, and a registered range grown by mremap is found by the pager at its
-// first fault (regions.h). So neither is interposed, and nothing here takes
-// a lock a signal handler's munmap could meet. What the preload adds:
+// bytes is adopted by the pager right after the kernel creates it (or noted,
+// before the pager starts: start.cc). munmap, mremap and MADV_DONTNEED of
+// adopted memory need nothing from the preload: the kernel reports them to
+// the pager as UNMAP, REMAP and REMOVE events, in order, and a registered
+// range grown by mremap is found by the pager at its first fault
+// (regions.h). munmap and mremap are interposed only to forget noted ranges
+// before the pager starts, with atomics: nothing here takes a lock a signal
+// handler's munmap could meet. What the preload adds:
 //  - MADV_FREE that succeeded is followed by MADV_DONTNEED: the kernel
 //    reports MADV_FREE as a REMOVE but frees lazily, so a paged page would
 //    stay resident and uncounted. Reading zeros afterwards is what MADV_FREE
@@ -68,8 +70,6 @@ void* Mmap(void* addr, size_t len, int prot, int flags, int fd, long off) {
   return p;
 }
 
-std::atomic<bool> g_adopt_warned{false};
-
 struct ThreadStart {
   void* (*fn)(void*);
   void* arg;
@@ -97,17 +97,6 @@ PthreadCreate RealPthreadCreate() {
 
 }  // namespace
 
-void AdoptRange(void* addr, size_t len) {
-  Pager* p = CurrentPager();
-  if (p == nullptr || len == 0) return;
-  PagerScope scope;
-  Status s = p->Adopt(addr, PageUp(len));
-  if (!s.ok() && !g_adopt_warned.exchange(true)) {
-    PAGER_LOG_WARN("cannot page %zu bytes at %p (%s); such memory stays ordinary memory", PageUp(len), addr,
-                   s.message().c_str());
-  }
-}
-
 }  // namespace pager::preload
 
 using namespace pager::preload;
@@ -120,6 +109,27 @@ void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) __THR
 }
 void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) __THROW {
   return Mmap(addr, len, prot, flags, fd, off);
+}
+
+// Before the pager starts, a noted range that goes away must not be adopted
+// later (start.cc); after, these are the plain system calls.
+int munmap(void* addr, size_t len) __THROW {
+  int r = RawMunmap(addr, len);
+  if (r == 0 && !InPagerContext()) ForgetPending(reinterpret_cast<uintptr_t>(addr), len);
+  return r;
+}
+
+void* mremap(void* old, size_t old_len, size_t new_len, int flags, ...) __THROW {
+  void* new_addr = nullptr;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    new_addr = va_arg(ap, void*);
+    va_end(ap);
+  }
+  void* r = RawMremap(old, old_len, new_len, flags, new_addr);
+  if (r != MAP_FAILED && !InPagerContext()) ForgetPending(reinterpret_cast<uintptr_t>(old), old_len);
+  return r;
 }
 
 int madvise(void* addr, size_t len, int advice) __THROW {

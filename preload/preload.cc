@@ -2,10 +2,13 @@
 // See docs/preload.md for what is paged and what each variable does.
 //
 // Start-up runs in a constructor, before the program's own: read and check
-// every variable, create the unpaged arena, start the pager (any failure: one
-// line on stderr and exit status 127, the program never runs), then bind the
-// calling thread to a paged arena. In a setuid/setgid program (AT_SECURE)
-// nothing happens at all: the heap is jemalloc's, unpaged.
+// every variable, check that userfaultfd and the swap location can work (any
+// failure: one line on stderr and exit status 127, the program never runs),
+// create the unpaged arena, then bind the calling thread to a paged arena.
+// The pager itself starts later, when the program has memory worth paging
+// (start.cc; LIBPAGER_START_AT=0 starts it here), and with it, for an NFS
+// swap file, its reaper. In a setuid/setgid program (AT_SECURE) nothing
+// happens at all: the heap is jemalloc's, unpaged.
 //
 // Fork (pthread_atfork). Without UFFD_EVENT_FORK a child's copy of paged
 // memory is unregistered plain memory, and would read zeros where the parent
@@ -14,15 +17,17 @@
 //    be) and holds eviction, so the child inherits complete memory;
 //  - parent: EndFork resumes paging;
 //  - child: the parent's pager is abandoned (its threads do not exist here;
-//    the object is leaked, the child's copies of its userfaultfds are
-//    closed), and the child gets a pager of its own, started lazily by its
-//    first paged allocation or mmap, so fork+exec pays nothing in the child.
+//    the object is leaked, the child's copies of its userfaultfds and of
+//    its reaper's pipe are closed), and the child gets a pager of its own,
+//    started by the same rule as the parent's (start.cc), so fork+exec pays
+//    nothing in the child.
 //    New heap allocations come from fresh paged arenas; what the child
 //    inherited stays plain memory.
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,12 +36,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "pager/features.h"
 #include "pager/pager.h"
 #include "pager/units.h"
 #include "log.h"  // libpager's own (libpager/src)
+#include "page_codec.h"
 #include "preload.h"
 
 namespace pager::preload {
@@ -53,10 +62,14 @@ constexpr int kMaxUffds = 8;
 Settings g_settings;
 Config* g_config = nullptr;  // allocated in pager context
 std::atomic<Pager*> g_pager{nullptr};
-// A fork child whose pager has not started yet.
-std::atomic<bool> g_child_pending{false};
-bool g_active = false;  // paging is configured in this process
+// Paging is configured and the pager has not failed to start.
+std::atomic<bool> g_active{false};
+// Held while a pager starts, and across fork (so that a child never copies
+// a half-started pager, or a reaper pipe ReaperAfterForkChild does not know).
 pthread_mutex_t g_start_mu = PTHREAD_MUTEX_INITIALIZER;
+// The store Init checked, handed to the pager when it starts (not in a fork
+// child, which opens its own).
+Store* g_store = nullptr;
 int g_uffds[kMaxUffds];  // the running pager's userfaultfds
 int g_nuffds = 0;
 
@@ -80,6 +93,27 @@ Status ReadFlag(const char* var, bool* out) {
   return Status();
 }
 
+// The stats-at-exit file: appended to, created if missing. The path may be
+// in a directory others can write (/tmp), so a link planted there is not
+// followed (it could point root's stats into any file), and only a regular
+// file is written: a FIFO would block the open, and with it the program's
+// start (O_NONBLOCK turns that into ENXIO).
+Status OpenStatsFile(const char* path, const std::string& what, int* out) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ELOOP) {
+    return Status::Error(what + ": is a symbolic link, not followed (name the file itself)");
+  }
+  if (fd < 0 && errno == ENXIO) return Status::Error(what + ": not a regular file");
+  if (fd < 0) return Status::FromErrno(what, errno);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Status::Error(what + ": not a regular file");
+  }
+  *out = fd;
+  return Status();
+}
+
 Status ReadSettings(Settings* s) {
   if (const char* v = getenv("LIBPAGER_MMAP_THRESHOLD")) {
     auto r = ParseSize(v);
@@ -88,13 +122,25 @@ Status ReadSettings(Settings* s) {
   }
   Status st = ReadFlag("LIBPAGER_HEAP", &s->page_heap);
   if (!st.ok()) return st;
+  if (const char* v = getenv("LIBPAGER_START_AT")) {
+    auto r = ParseSize(v);
+    if (!r.ok()) return Status::Error(std::string("LIBPAGER_START_AT='") + v + "': " + r.status().message());
+    s->start_at = *r;
+    s->start_at_set = true;
+  }
   const char* v = getenv("LIBPAGER_STATS_AT_EXIT");
   if (v == nullptr || strcmp(v, "0") == 0) return Status();
-  // A duplicate, taken now: programs like sort(1) close stderr before exit.
-  s->stats_fd = v[0] == '/' ? open(v, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
-                            : (strcmp(v, "1") == 0 ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100) : -2);
-  if (s->stats_fd == -2) return Status::Error(std::string("LIBPAGER_STATS_AT_EXIT='") + v + "': expected 0, 1 or an absolute path");
-  if (s->stats_fd < 0) return Status::FromErrno(std::string("LIBPAGER_STATS_AT_EXIT='") + v + "'", errno);
+  const std::string what = std::string("LIBPAGER_STATS_AT_EXIT='") + v + "'";
+  if (strcmp(v, "1") == 0) {
+    // A duplicate, taken now: programs like sort(1) close stderr before exit.
+    s->stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+    if (s->stats_fd < 0) return Status::FromErrno(what, errno);
+  } else if (v[0] == '/') {
+    st = OpenStatsFile(v, what, &s->stats_fd);
+    if (!st.ok()) return st;
+  } else {
+    return Status::Error(what + ": expected 0, 1 or an absolute path");
+  }
   s->stats_at_exit = true;
   return Status();
 }
@@ -116,35 +162,28 @@ std::vector<int> UffdFds() {
   return fds;
 }
 
-// A local swap file is unlinked as soon as it exists: the pager is never
-// stopped (see Fini), and an unlinked file still serves it through its fd
-// but cannot outlive the process. Its name is libpager-HOST-PID-N.swap.
-void UnlinkLocalSwapFile(const Config& cfg) {
-  std::string dir = cfg.swap;
-  if (dir.empty()) {
-    const char* t = getenv("TMPDIR");
-    dir = t != nullptr && t[0] == '/' ? t : "/var/tmp";
-  }
-  if (dir.rfind("file://", 0) == 0) dir = dir.substr(7);
-  if (dir.empty() || dir[0] != '/') return;
-  const std::string tag = "-" + std::to_string(getpid()) + "-";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.rfind("libpager-", 0) == 0 && name.size() > 5 && name.compare(name.size() - 5, 5, ".swap") == 0 &&
-        name.find(tag) != std::string::npos) {
-      unlinkat(dirfd(d), name.c_str(), 0);
-    }
-  }
-  closedir(d);
-}
-
-// Caller holds g_start_mu, in pager context.
+// In pager context, under g_start_mu.
 Pager* StartPager(std::string* err) {
   std::vector<int> before = UffdFds();
-  auto r = Pager::Create(*g_config);
+  const std::string location = g_config->EffectiveSwap();
+  // The store Init checked, or (a fork child) one of our own.
+  std::unique_ptr<Store> store(std::exchange(g_store, nullptr));
+  if (!store) {
+    auto opened = OpenStore(location, g_config->swap_max, g_config->connect_timeout_ms);
+    if (!opened.ok()) {
+      *err = opened.status().message();
+      return nullptr;
+    }
+    store = std::move(*opened);
+  }
+  // A file that only Stop would remove (NFS), and the pager is never
+  // stopped: its reaper watches from before the file exists, so that no
+  // moment of the process's life can leave it behind.
+  const std::string leftover = store->swap_file_name();
+  if (!leftover.empty()) SpawnReaper(location, leftover, g_config->connect_timeout_ms);
+  auto r = Pager::Create(*g_config, std::move(store));
   if (!r.ok()) {
+    CancelReaper();
     *err = r.status().message();
     return nullptr;
   }
@@ -154,11 +193,14 @@ Pager* StartPager(std::string* err) {
     for (int b : before) old |= b == fd;
     if (!old && g_nuffds < kMaxUffds) g_uffds[g_nuffds++] = fd;
   }
-  UnlinkLocalSwapFile(*g_config);
   return r->release();
 }
 
+// The start lock is held across fork: a pager starting in another thread
+// finishes first, so the child never inherits a reaper pipe that
+// ReaperAfterForkChild does not know of.
 void ForkPrepare() {
+  pthread_mutex_lock(&g_start_mu);
   if (Pager* p = g_pager.load()) {
     PagerScope scope;
     p->BeginFork();
@@ -170,19 +212,43 @@ void ForkParent() {
     PagerScope scope;
     p->EndFork();
   }
+  pthread_mutex_unlock(&g_start_mu);
 }
 
 void ForkChild() {
-  if (!g_active) return;
-  // The parent's pager: its threads are gone; leaked, never touched again.
+  if (!g_active.load()) return;
+  // The parent's pager (its threads are gone) and the store object it was
+  // to be given: leaked, never touched again.
   g_pager.store(nullptr);
-  g_start_mu = PTHREAD_MUTEX_INITIALIZER;
+  g_store = nullptr;
   // The child's copies would keep the parent's userfaultfd context alive
   // after the parent closes it.
   for (int i = 0; i < g_nuffds; i++) close(g_uffds[i]);
   g_nuffds = 0;
-  g_child_pending.store(true);
+  // The parent's swap file goes when the parent does, not when we do.
+  ReaperAfterForkChild();
+  ResetStartAfterForkChild();
+  g_start_mu = PTHREAD_MUTEX_INITIALIZER;  // held across the fork (ForkPrepare)
   HeapAfterForkChild();
+}
+
+// What a pager would need, checked now so that a process that cannot be
+// paged is refused before it runs, not when it first has memory to page.
+// Cheap: a userfaultfd handshake, and the store's own checks of its location
+// (a directory's existence and rights, an nfs:// URL's syntax; the server is
+// first contacted when the pager starts).
+Status CheckCanPage(const Config& cfg) {
+  KernelFeatures k = ProbeKernelFeatures();
+  if (!k.uffd.ok()) return k.uffd;
+  if (!k.move || ("," + cfg.disable_features + ",").find(",move,") != std::string::npos) {
+    // Pager::Create says why, naming the kernel: let it.
+    auto p = Pager::Create(cfg);
+    return p.ok() ? Status() : p.status();
+  }
+  auto store = OpenStore(cfg.EffectiveSwap(), cfg.swap_max, cfg.connect_timeout_ms);
+  if (!store.ok()) return store.status();
+  g_store = store->release();
+  return Status();
 }
 
 __attribute__((constructor)) void Init() {
@@ -193,39 +259,65 @@ __attribute__((constructor)) void Init() {
   if (!s.ok()) Refuse(s.message());
   s = cfg->Validate();
   if (!s.ok()) Refuse(s.message());
+  // Before the program can initialise OpenSSL itself: page_codec.h.
+  if (cfg->Encrypting()) KeepCryptoAtExit();
+  if (!g_settings.start_at_set) g_settings.start_at = cfg->memory_limit / 2;
   if (!HeapInit()) Refuse("jemalloc: cannot create the pager's arena");
+  LocateReaper();
   {
     PagerScope scope;
     g_config = new Config(*cfg);
-    pthread_mutex_lock(&g_start_mu);
-    std::string err;
-    Pager* p = StartPager(&err);
-    pthread_mutex_unlock(&g_start_mu);
-    if (p == nullptr) Refuse(err);
-    g_pager.store(p);
+    if (g_settings.start_at == 0) {
+      std::string err;
+      pthread_mutex_lock(&g_start_mu);
+      Pager* p = StartPager(&err);
+      pthread_mutex_unlock(&g_start_mu);
+      if (p == nullptr) Refuse(err);
+      g_pager.store(p);
+    } else if (Status c = CheckCanPage(*g_config); !c.ok()) {
+      Refuse(c.message());
+    }
   }
-  g_active = true;
+  g_active.store(true);
   pthread_atfork(ForkPrepare, ForkParent, ForkChild);
   BindProgramThread();
 }
 
 // The pager is never stopped: stopping brings every swapped page home, which
 // at exit would cost a full swap-in past the limit, and the program's last
-// exit handlers (and stdio's flush after them) may still touch paged memory.
-// Its threads end with the process.
+// exit handlers, other threads (a JVM's) and stdio's final flush may still
+// touch paged memory after this runs. Its threads end with the process.
+//
+// So the swap file is not removed from in here either: a late swap-in
+// would find it gone and turn into a SIGBUS. Instead:
+//  - a local file was unlinked by its store as soon as it was created (the
+//    store serves it through its fd): the kernel frees it when the process
+//    ends, however it ends;
+//  - an NFS file is removed by libpager-reaper (reaper.cc), spawned just
+//    before the store creates it, once the last thread of this image is gone:
+//    at exit, crash, SIGKILL or exec. A fork child's copy of the reaper's
+//    pipe is closed at once, so a child that outlives us does not keep our
+//    file; an exec'd program makes a file of its own, with a new random
+//    name.
 __attribute__((destructor)) void Fini() {
   if (!g_settings.stats_at_exit) return;
+  // A process whose pager never started (it never had memory worth paging)
+  // says so: started=0, zero counters.
   Pager* p = g_pager.load();
-  if (p == nullptr) return;
   PagerScope scope;
-  p->Sync();
-  Stats st = p->GetStats();
+  Stats st;
+  if (p != nullptr) {
+    p->Sync();
+    st = p->GetStats();
+  } else if (g_config != nullptr) {
+    st.limit_pages = g_config->memory_limit / kPageSize;
+  }
   char line[1024];
   int n = snprintf(line, sizeof line,
-          "libpager[%d]: stats: limit=%llu resident=%llu mapped=%llu heap_extents=%llu evictions=%llu written=%llu "
-          "clean=%llu swapins=%llu zero_faults=%llu inactive_faults=%llu bytes_written=%llu bytes_read=%llu "
-          "io_errors=%llu checksum_failures=%llu\n",
-          getpid(),
+          "libpager[%d]: stats: started=%d limit=%llu resident=%llu mapped=%llu heap_extents=%llu evictions=%llu "
+          "written=%llu clean=%llu swapins=%llu zero_faults=%llu inactive_faults=%llu bytes_written=%llu "
+          "bytes_read=%llu io_errors=%llu checksum_failures=%llu\n",
+          getpid(), p != nullptr ? 1 : 0,
           static_cast<unsigned long long>(st.limit_pages * kPageSize),
           static_cast<unsigned long long>(st.resident_pages * kPageSize),
           static_cast<unsigned long long>(st.mapped_bytes),
@@ -250,22 +342,26 @@ __attribute__((destructor)) void Fini() {
 
 const Settings& settings() { return g_settings; }
 
-Pager* CurrentPager() {
-  Pager* p = g_pager.load(std::memory_order_acquire);
-  if (p != nullptr || !g_child_pending.load(std::memory_order_acquire) || t_pager_thread) return p;
-  // A fork child's first paged allocation or mapping: start its own pager.
+Pager* RunningPager() { return g_pager.load(std::memory_order_acquire); }
+
+bool PagingWanted() { return g_active.load(std::memory_order_acquire); }
+
+void StartPagerLazily() {
   PagerScope scope;
+  std::string err;
   pthread_mutex_lock(&g_start_mu);
-  p = g_pager.load();
-  if (p == nullptr && g_child_pending.load()) {
-    std::string err;
-    p = StartPager(&err);
-    if (p == nullptr) PAGER_LOG_WARN("fork child: cannot start a pager (%s); its new memory is not paged", err.c_str());
-    g_pager.store(p);
-    g_child_pending.store(false);
-  }
+  Pager* p = StartPager(&err);
   pthread_mutex_unlock(&g_start_mu);
-  return p;
+  if (p == nullptr) {
+    // The program is running: it cannot be refused now. Said once, loudly.
+    g_active.store(false);
+    std::string line = "libpager: cannot start the pager (" + err + "); this process goes on unpaged\n";
+    ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
+    (void)ignored;
+    return;
+  }
+  g_pager.store(p, std::memory_order_release);
+  AdoptPendingRanges(p);
 }
 
 }  // namespace pager::preload

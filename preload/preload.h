@@ -4,6 +4,9 @@
 //   heap.cc       jemalloc: paged arenas (extent hooks), the pager's own
 //                 unpaged arena, binding threads to them
 //   interpose.cc  mmap, mmap64, madvise, pthread_create; adoption of ranges
+//   start.cc      when the pager starts; the ranges noted until then
+//   reaper_spawn.cc  spawning libpager-reaper (reaper.cc), which removes an
+//                 NFS swap file once this process image is gone
 //
 // Who may touch paged memory. A fault in paged memory is served by the
 // pager's thread; if that thread (or a thread it waits for, like a store
@@ -19,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "pager/store.h"  // kPageSize
 
@@ -40,12 +44,21 @@ struct Settings {
   // an absolute path the line is appended to.
   bool stats_at_exit = false;
   int stats_fd = -1;
+  // LIBPAGER_START_AT: the pager starts once the memory it could page reaches
+  // this many bytes (start.cc); 0 starts it before main. Default: half the
+  // limit.
+  uint64_t start_at = 0;
+  bool start_at_set = false;
 };
 const Settings& settings();
 
-// The running pager, or nullptr (not started, disabled, or a fork child
-// whose own pager has not started yet: then this starts it).
-Pager* CurrentPager();
+// The running pager, or nullptr (not started yet, or it could not start).
+Pager* RunningPager();
+// Paging is configured here and has not failed.
+bool PagingWanted();
+// Starts the pager now (start.cc decides when, and calls it once); on
+// failure says so on stderr and turns paging off for the process.
+void StartPagerLazily();
 
 // ---- thread roles ------------------------------------------------------------
 // Initial-exec TLS: no allocation on first access, so usable inside malloc's
@@ -89,12 +102,31 @@ void HeapAfterForkChild();
 // Extents handed to the pager so far (for the stats line).
 uint64_t HeapExtentBytes();
 
-// ---- adoption (interpose.cc) -------------------------------------------------
-// Hands [addr, addr+len) to the current pager. Silent when no pager runs; a
-// refused adoption is logged once and the range stays plain. What happens
-// to it afterwards (munmap, mremap, MADV_DONTNEED) the pager learns from the
-// kernel's events, in order: the preload keeps no copy of "what is paged".
+// ---- adoption and the lazy start (start.cc) -----------------------------------
+// Hands [addr, addr+len) to the pager, or notes it for when the pager starts
+// (and starts it, once enough is noted). A refused adoption is logged once
+// and the range stays plain. What happens to an adopted range afterwards
+// (munmap, mremap, MADV_DONTNEED) the pager learns from the kernel's events,
+// in order: the preload keeps no copy of "what is paged".
 void AdoptRange(void* addr, size_t len);
+// munmap/mremap before the pager started: the range is no longer to adopt.
+void ForgetPending(uintptr_t addr, size_t len);
+// Adopts what was noted before the pager started.
+void AdoptPendingRanges(Pager* p);
+void ResetStartAfterForkChild();
+
+// ---- the reaper (reaper_spawn.cc) ----------------------------------------------
+// Finds libpager-reaper from the preload's own path. Called once at start,
+// before the program can change its working directory.
+void LocateReaper();
+// Spawns the reaper for the swap file `name` that the store at `location`
+// is about to create. Caller holds the start lock. A failure is logged (the
+// file will then outlive the program); it never stops the program.
+void SpawnReaper(const std::string& location, const std::string& name, uint32_t timeout_ms);
+// The store did not start: the reaper exits without removing anything.
+void CancelReaper();
+// Fork child: closes its copy of the parent's reaper pipe.
+void ReaperAfterForkChild();
 
 // ---- raw system calls (interpose.cc) -------------------------------------------
 // Never interposed: the preload, jemalloc and libpager map their own memory

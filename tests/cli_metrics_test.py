@@ -33,6 +33,12 @@ AWKWARD = 'a"b\\c\nd'  # a quote, a backslash, a newline
 PAGES = 1024
 
 
+def displayed(text):
+    """EscapeForDisplay (pager/monitor.h) of an ASCII string."""
+    return "".join("\\\\" if c == "\\" else f"\\x{ord(c):02x}" if ord(c) < 0x20 or ord(c) == 0x7f else c
+                   for c in text)
+
+
 def families(text):
     """{name: family} as prometheus_client parses `text` (it raises on bad input)."""
     return {f.name: f for f in text_string_to_metric_families(text)}
@@ -103,10 +109,13 @@ class Metrics(unittest.TestCase):
         # Every label, escaped in the text and read back whole by the parser.
         info = samples(fams, "libpager_info", **mine)
         self.assertEqual(len(info), 1, text)
-        self.assertEqual(info[0].labels["comm"], AWKWARD)
-        self.assertEqual(info[0].labels["swap"], self.swap)
+        # As pagerctl shows them: control characters as \xNN, backslashes
+        # doubled (pager/monitor.h, EscapeForDisplay), then the format's own
+        # escaping on top.
+        self.assertEqual(info[0].labels["comm"], displayed(AWKWARD))
+        self.assertEqual(info[0].labels["swap"], displayed(self.swap))
         self.assertIn("move", info[0].labels["features"])
-        self.assertIn('comm="a\\"b\\\\c\\nd"', text)
+        self.assertIn('comm="a\\"b\\\\\\\\c\\\\x0ad"', text)
         # The values are the process's own (it is idle, so they do not move).
         self.assertEqual(samples(fams, "libpager_limit_bytes", **mine)[0].value, 1 << 20)
         self.assertEqual(samples(fams, "libpager_mapped_bytes", **mine)[0].value, PAGES * 4096)
@@ -133,7 +142,7 @@ class Metrics(unittest.TestCase):
         for f in fams.values():
             for s in f.samples:
                 if s.name.startswith("libpager_") and "pid" in s.labels:
-                    self.assertIn(s.labels["comm"], (AWKWARD, "plain_helper"), s)
+                    self.assertIn(s.labels["comm"], (displayed(AWKWARD), "plain_helper"), s)
 
     def test_prints_every_pager_in_the_text_format(self):
         r = self.pagerctl()

@@ -4,20 +4,31 @@
 // publish into a private stats directory.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "memory_bounds.h"
 #include "nfs_server.h"
+#include "process_id.h"
+#include "stats_segment.h"  // the layout, to forge and cut stats files as another user would
+#include "swap_file.h"
+#include "test_util.h"
 
 extern char** environ;
 
@@ -72,7 +83,10 @@ class TempDir {
   std::string path_;
 };
 
-// Runs pagerctl with `args` (and extra environment) to completion.
+constexpr int kHung = -2;  // Output::status of a pagerctl killed at its deadline
+
+// Runs pagerctl with `args` (and extra environment) to completion, or for
+// 60 s at most: a pagerctl still running then is hung, and killed.
 Output Pagerctl(std::vector<std::string> args, const std::map<std::string, std::string>& env = {}) {
   TempDir tmp;
   const std::string out = tmp.path() + "/out", err = tmp.path() + "/err";
@@ -92,9 +106,14 @@ Output Pagerctl(std::vector<std::string> args, const std::map<std::string, std::
     _exit(99);
   }
   int st = 0;
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  pollfd p = {pidfd, POLLIN, 0};
+  const bool hung = pidfd >= 0 && poll(&p, 1, 60000) == 0;
+  if (pidfd >= 0) close(pidfd);
+  if (hung) kill(pid, SIGKILL);
   waitpid(pid, &st, 0);
   Output r;
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.status = hung ? kHung : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   r.out = Slurp(out);
   r.err = Slurp(err);
   return r;
@@ -245,6 +264,53 @@ TEST(PagerctlArgs, UnreachableServerExitsTwoWithinTheConnectTimeout) {
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_CONTAINS(r.err, "127.0.0.1");
   EXPECT_LT(secs, 8) << "the connect timeout was not applied";
+}
+
+// This machine's MemTotal in bytes.
+uint64_t MemTotal() {
+  std::istringstream meminfo(Slurp("/proc/meminfo"));
+  std::string key;
+  uint64_t kib = 0;
+  meminfo >> key >> kib;
+  return key == "MemTotal:" ? kib * 1024 : 0;
+}
+
+// The issue's --limit 1.5T: accepted, then a 1% reserve locked ~24.6 GiB in
+// every paged process; --limit 100T failed inside the program (127).
+TEST(PagerctlArgs, LimitOrReserveThatCannotFitThisMachineExitsTwoNamingTheBound) {
+  ASSERT_GT(MemTotal(), 0u);
+  const uint64_t bound = std::min(MemTotal(), pager::ProcessMemoryBound().bytes);  // the cgroup's may be lower
+  if (bound >= (3ull << 39)) GTEST_SKIP() << "this machine has 1.5 TiB of memory or more";
+  const std::string marker = "/tmp/cli_test_ran." + std::to_string(getpid());
+  for (const char* limit : {"1.5T", "100T"}) {
+    Output r =
+        Pagerctl({"run", "--limit", limit, "--swap", "memory:", "--preload", FAKE_PRELOAD, "--", "touch", marker});
+    EXPECT_EQ(r.status, 2) << limit << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << "one line, then the --help hint: " << r.err;
+    EXPECT_CONTAINS(r.err, "--limit: " + std::string(limit[0] == '1' && limit[1] == '.' ? "1.50 TiB" : "100 TiB"));
+    EXPECT_CONTAINS(r.err, "MemTotal");
+    EXPECT_FALSE(fs::exists(marker)) << "the program ran";
+    fs::remove(marker);
+  }
+  Output r = Pagerctl({"run", "--limit", "2T", "--reserve", "1T", "--swap", "memory:", "--preload", FAKE_PRELOAD,
+                       "--", "true"});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_CONTAINS(r.err, "--reserve: locks");
+  // What fits is still accepted.
+  r = Pagerctl({"run", "--limit", std::to_string(bound / 2), "--swap", "memory:", "--preload", FAKE_PRELOAD, "--",
+                "true"});
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
+TEST(PagerctlArgs, StatsDirectoryMadeWritableForOthersExitsTwo) {
+  TempDir stats;
+  const std::string mine = stats.path() + "/libpager-" + std::to_string(geteuid());
+  ASSERT_EQ(mkdir(mine.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(mine.c_str(), 0777), 0);
+  Output r = Pagerctl({"run", "--limit", "64M", "--swap", "memory:", "--stats-dir", stats.path(), "--preload",
+                       FAKE_PRELOAD, "--", "true"});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_CONTAINS(r.err, "--stats-dir: stats directory " + mine + " is writable by group or others");
 }
 
 // ---- run ----------------------------------------------------------------------
@@ -473,49 +539,258 @@ TEST(PagerctlTop, QuitsOnQInATerminal) {
   EXPECT_EQ(stty.find("-icanon"), std::string::npos) << "the terminal was left in raw mode: " << stty;
 }
 
+// ---- Stats files another user (or a crash) left in the way --------------------
+
+// This user's directory in a stats base.
+std::string UserStatsDir(const TempDir& stats) { return stats.path() + "/libpager-" + std::to_string(geteuid()); }
+
+// Overwrites `size` bytes at `offset` of a stats file, as its owner can.
+void Poke(const std::string& path, size_t offset, const void* bytes, size_t size) {
+  int fd = open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0) << path;
+  ASSERT_EQ(pwrite(fd, bytes, size, static_cast<off_t>(offset)), static_cast<ssize_t>(size));
+  close(fd);
+}
+
+TEST(PagerctlPs, FifoUnderAStatsFileNameHangsNoCommand) {
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h.ready());
+  const std::string fifo = UserStatsDir(stats) + "/libpager." + std::to_string(h.pid()) + ".1";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string pid = std::to_string(h.pid());
+  for (std::vector<std::string> args : {std::vector<std::string>{"ps", "--interval", "0"},
+                                        {"ps", "--all", "--json", "--interval", "0"},
+                                        {"stats", pid},
+                                        {"top", "-n", "1"},
+                                        {"gc", "--swap", stats.path()}}) {
+    args.push_back("--stats-dir");
+    args.push_back(stats.path());
+    Output r = Pagerctl(args);
+    EXPECT_EQ(r.status, 0) << args[0] << (r.status == kHung ? ": hung on the FIFO" : ": " + r.err);
+    if (args[0] != "gc") {
+      EXPECT_CONTAINS(r.out, pid);
+    }
+  }
+  EXPECT_TRUE(fs::exists(fs::symlink_status(fifo))) << "gc removed what is not a stats file";
+  EXPECT_EQ(h.Stop(), 0);
+}
+
+// The SIGBUS: 29 of 300 `pagerctl ps` runs, against a file cut
+// while ps read it.
+TEST(PagerctlPs, FileCutWhilePsReadsItNeverKillsPs) {
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h.ready());
+  // A copy of the helper's file (stale: nobody holds its lock), cut and
+  // restored in a loop while ps runs.
+  const std::string dir = UserStatsDir(stats);
+  const std::string copy = dir + "/libpager." + std::to_string(h.pid()) + ".9";
+  fs::copy_file(dir + "/libpager." + std::to_string(h.pid()) + ".0", copy);
+  auto cutter = std::make_unique<pager::testing::FileCutter>(copy);
+  ASSERT_TRUE(cutter->ok());
+  int killed = 0, listed = 0;
+  for (int i = 0; i < 300; i++) {
+    Output r = Pagerctl({"ps", "--all", "--interval", "0", "--stats-dir", stats.path()});
+    killed += r.status != 0;
+    listed += r.out.find(std::to_string(h.pid())) != std::string::npos;
+  }
+  cutter.reset();
+  EXPECT_EQ(killed, 0) << "of 300 runs of pagerctl ps";
+  EXPECT_EQ(listed, 300) << "the live helper went missing";
+  EXPECT_EQ(h.Stop(), 0);
+}
+
+// The forged "command": an OSC title and a clear-screen, printed raw
+// by root's `pagerctl ps`. Here the helper's own file is rewritten, as its
+// owner (or a forger of her own pager's file) can.
+TEST(PagerctlPs, EscapesInAStatsFileNeverReachTheTerminal) {
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h.ready());
+  const std::string file = UserStatsDir(stats) + "/libpager." + std::to_string(h.pid()) + ".0";
+  const char command[] = "fake \x1b]0;owned\x07\x1b[2J\xc2\x9b" "31m\r\n";
+  Poke(file, offsetof(pager::SegmentHeader, cmdline), command, sizeof command);
+  Poke(file, offsetof(pager::SegmentHeader, swap), "\x1b[5m", 5);
+  const std::string pid = std::to_string(h.pid());
+  for (std::vector<std::string> args : {std::vector<std::string>{"ps", "--interval", "0"},
+                                        {"ps", "--json", "--interval", "0"},
+                                        {"stats", pid},
+                                        {"stats", pid, "--json"},
+                                        {"top", "-n", "1"}}) {
+    args.push_back("--stats-dir");
+    args.push_back(stats.path());
+    Output r = Pagerctl(args);
+    ASSERT_EQ(r.status, 0) << r.err;
+    SCOPED_TRACE(args[0] + " " + args[1]);
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << "an escape reached the output";
+    EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos) << "a C1 CSI reached the output";
+    EXPECT_EQ(r.out.find('\r'), std::string::npos);
+    const bool json = args[1] == "--json" || (args.size() > 2 && args[2] == "--json");
+    EXPECT_CONTAINS(r.out, json ? "fake \\\\x1b]0;owned\\\\x07\\\\x1b[2J\\\\xc2\\\\x9b31m\\\\x0d\\\\x0a"
+                                : "fake \\x1b]0;owned\\x07\\x1b[2J\\xc2\\x9b31m\\x0d\\x0a");
+  }
+  EXPECT_EQ(h.Stop(), 0);
+}
+
+TEST(PagerctlStats, LimitOverrunsAreShownInEveryView) {
+  TempDir stats;
+  Helper h(kPages, HelperEnv(stats.path()));
+  ASSERT_TRUE(h.ready());
+  // The pager counts an overrun when nothing resident can be evicted
+  // (read-only or locked memory); the helper has none, so it is set here.
+  const uint64_t overruns = 7;
+  Poke(UserStatsDir(stats) + "/libpager." + std::to_string(h.pid()) + ".0",
+       pager::kStatsOffset + offsetof(pager::StatsBlock, limit_overruns), &overruns, sizeof overruns);
+  const std::string pid = std::to_string(h.pid());
+  Output r = Pagerctl({"stats", pid, "--json", "--stats-dir", stats.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(JsonNumber(r.out, "throttle", "limit_overruns"), overruns);
+  r = Pagerctl({"stats", pid, "--stats-dir", stats.path()});
+  EXPECT_CONTAINS(r.out, "  over the limit     7 (times nothing resident could be evicted");
+  r = Pagerctl({"top", "-n", "1", "--stats-dir", stats.path()});
+  EXPECT_CONTAINS(r.out, "OVERRUNS");
+  std::istringstream rows(r.out);
+  std::string header, row;
+  while (std::getline(rows, row) && row.find("OVERRUNS") == std::string::npos) {
+  }
+  header = row;
+  ASSERT_TRUE(std::getline(rows, row));
+  const size_t end = header.find("OVERRUNS") + strlen("OVERRUNS");  // right-aligned column
+  EXPECT_EQ(row.substr(end - 2, 2), " 7") << header << "\n" << row;
+  EXPECT_EQ(h.Stop(), 0);
+}
+
+// The names of the regular files and links in `dir`, sorted.
+std::vector<std::string> Names(const std::string& dir) {
+  std::vector<std::string> v;
+  for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// The name process `pid` of this host would give a swap file (swap_file.h).
+std::string SwapNameOf(pid_t pid, const std::string& host = pager::SwapFileHost()) {
+  pager::SwapFileName n = *pager::NewSwapFileName();
+  n.host = host;
+  n.pid = pid;
+  n.start_time = pager::ProcessStartTime(pid);
+  return n.ToString();
+}
+
 TEST(PagerctlGc, RemovesACrashedProcesssLeftoversAndNothingElse) {
-  TempDir stats, swap;
+  TempDir stats, swap, elsewhere;
   Helper live(kPages, HelperEnv(stats.path(), swap.path()));
   Helper crashed(kPages, HelperEnv(stats.path(), swap.path()));
   ASSERT_TRUE(live.ready() && crashed.ready());
   const std::string crashed_pid = std::to_string(crashed.pid()), live_pid = std::to_string(live.pid());
+  // The file store unlinks its files at once: the directory is empty. Swap
+  // files named as those two processes would name them stand in for files
+  // left by a crash between create and unlink, or made on a shared mount.
+  EXPECT_TRUE(fs::is_empty(swap.path())) << "the file store left its file visible";
+  const std::string dead = SwapNameOf(crashed.pid()), alive = SwapNameOf(live.pid());
+  const std::string other_host = SwapNameOf(crashed.pid(), "otherhost");
   crashed.Kill();
-  // Bystanders: another host's swap file of a dead pid (on a shared
-  // directory), an unrelated file, and a look-alike name.
-  for (const char* name : {"libpager-otherhost-999999-0.swap", "notes.txt", "libpager-x.swap"}) {
+  // Bystanders: the old name format (with the dead pid), a look-alike, an
+  // unrelated file, and a symlink with a dead process's name: never followed,
+  // never removed.
+  for (const std::string& name : {dead, alive, other_host, "libpager-" + pager::SwapFileHost() + "-" + crashed_pid +
+                                  "-0.swap", std::string("libpager-x.swap"), std::string("notes.txt")}) {
     std::ofstream(swap.path() + "/" + name) << "x";
   }
-  std::ofstream(stats.path() + "/libpager.notanumber") << "x";
-  auto names = [](const std::string& dir) {
-    std::vector<std::string> v;
-    for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename());
-    std::sort(v.begin(), v.end());
-    return v;
-  };
-  auto before_swap = names(swap.path()), before_stats = names(stats.path());
+  const std::string user_stats = stats.path() + "/libpager-" + std::to_string(geteuid());  // this user's
+  const std::string target = elsewhere.path() + "/target";
+  std::ofstream(target) << "x";
+  const std::string link = SwapNameOf(crashed.pid());
+  fs::create_symlink(target, swap.path() + "/" + link);
+  std::ofstream(user_stats + "/libpager.notanumber") << "x";
+  auto before_swap = Names(swap.path()), before_stats = Names(user_stats);
   ASSERT_EQ(before_stats.size(), 3u);
-  ASSERT_EQ(before_swap.size(), 5u);
+  ASSERT_EQ(before_swap.size(), 7u);
 
-  Output dry = Pagerctl({"gc", "--dry-run", "--stats-dir", stats.path(), "--swap-dir", swap.path()});
+  const std::map<std::string, std::string> env = {{"TMPDIR", elsewhere.path()}, {"LIBPAGER_SWAP", ""}};
+  Output dry = Pagerctl({"gc", "--dry-run", "--stats-dir", stats.path(), "--swap", swap.path()}, env);
   EXPECT_EQ(dry.status, 0) << dry.err;
-  EXPECT_EQ(names(stats.path()), before_stats) << "--dry-run removed something";
-  EXPECT_EQ(names(swap.path()), before_swap) << "--dry-run removed something";
+  EXPECT_EQ(Names(user_stats), before_stats) << "--dry-run removed something";
+  EXPECT_EQ(Names(swap.path()), before_swap) << "--dry-run removed something";
+  EXPECT_CONTAINS(dry.out, "would remove " + swap.path() + "/" + dead);
 
-  Output r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap-dir", swap.path()}, {{"TMPDIR", swap.path()}});
+  Output r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap", swap.path()}, env);
   EXPECT_EQ(r.status, 0) << r.err;
-  char host[64] = "";
-  gethostname(host, sizeof host - 1);
-  EXPECT_EQ(names(stats.path()), (std::vector<std::string>{"libpager." + live_pid + ".0", "libpager.notanumber"}));
-  std::vector<std::string> kept = {"libpager-" + std::string(host) + "-" + live_pid + "-0.swap",
-                                    "libpager-otherhost-999999-0.swap", "libpager-x.swap", "notes.txt"};
-  std::sort(kept.begin(), kept.end());
-  EXPECT_EQ(names(swap.path()), kept);
+  EXPECT_EQ(Names(user_stats), (std::vector<std::string>{"libpager." + live_pid + ".0", "libpager.notanumber"}));
+  auto kept = before_swap;
+  kept.erase(std::find(kept.begin(), kept.end(), dead));
+  EXPECT_EQ(Names(swap.path()), kept);
+  EXPECT_TRUE(fs::exists(target)) << "gc followed a symlink";
   EXPECT_CONTAINS(r.out, "libpager." + crashed_pid + ".0");
-  EXPECT_CONTAINS(r.out, "-" + crashed_pid + "-0.swap");
+  EXPECT_CONTAINS(r.out, "removed " + swap.path() + "/" + dead + " (process " + crashed_pid + " is gone)");
+  EXPECT_CONTAINS(r.out, "kept " + swap.path() + "/" + other_host + " (made on host otherhost");
+  EXPECT_EQ(r.out.find(alive), std::string::npos) << "a live process's file is not worth a line";
   // The live process is untouched and still visible.
   EXPECT_CONTAINS(Pagerctl({"ps", "--stats-dir", stats.path()}).out, live_pid + " ");
   EXPECT_EQ(live.Stop(), 0);
-  EXPECT_EQ(Pagerctl({"gc", "--swap-dir", "nfs://127.0.0.1/export"}).status, 2);
+  EXPECT_EQ(Pagerctl({"gc", "--swap", "relative/dir"}).status, 2);
+  Output short_idle = Pagerctl({"gc", "--idle", "1m"});
+  EXPECT_EQ(short_idle.status, 2);
+  EXPECT_CONTAINS(short_idle.err, "--idle");
+}
+
+// gc over NFS: a crashed library user's file (nothing removes it: no
+// reaper outside the preload) goes; a live process's stays; other hosts'
+// files are listed, and go with --idle only once untouched for that long.
+TEST(PagerctlGc, OverNfsRemovesADeadProcesssFileAndNoLiveOne) {
+  pager::testing::NfsServer server;
+  if (!server.Start()) GTEST_SKIP() << "no NFS server: " << server.error();
+  TempDir stats, elsewhere;
+  const std::string url = server.url(), dir = server.export_dir();
+  Helper live(kPages, HelperEnv(stats.path(), url));
+  Helper crashed(kPages, HelperEnv(stats.path(), url));
+  ASSERT_TRUE(live.ready() && crashed.ready());
+  auto file_of = [&](pid_t pid) {
+    for (const std::string& name : Names(dir)) {
+      pager::SwapFileName n;
+      if (pager::ParseSwapFileName(name, &n) && n.pid == pid) return name;
+    }
+    return std::string();
+  };
+  const std::string dead = file_of(crashed.pid()), alive = file_of(live.pid());
+  const std::string crashed_pid = std::to_string(crashed.pid());
+  ASSERT_NE(dead, "");
+  ASSERT_NE(alive, "");
+  crashed.Kill();
+  const std::string idle = SwapNameOf(4242, "otherhost"), busy = SwapNameOf(4243, "otherhost");
+  std::ofstream(dir + "/" + idle) << "x";
+  std::ofstream(dir + "/" + busy) << "x";
+  const time_t hours_ago = time(nullptr) - 3 * 3600;
+  const timeval old[2] = {{hours_ago, 0}, {hours_ago, 0}};
+  ASSERT_EQ(utimes((dir + "/" + idle).c_str(), old), 0);
+  const auto all = Names(dir);
+  const std::map<std::string, std::string> env = {{"TMPDIR", elsewhere.path()}, {"LIBPAGER_SWAP", ""}};
+
+  Output dry = Pagerctl({"gc", "-n", "--stats-dir", stats.path(), "--swap", url}, env);
+  EXPECT_EQ(dry.status, 0) << dry.err;
+  EXPECT_EQ(Names(dir), all) << "--dry-run removed something";
+  EXPECT_CONTAINS(dry.out, "would remove nfs://127.0.0.1/export/" + dead);
+  EXPECT_CONTAINS(dry.out, "kept nfs://127.0.0.1/export/" + idle);
+
+  Output r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap", url}, env);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "removed nfs://127.0.0.1/export/" + dead + " (process " + crashed_pid + " is gone)");
+  EXPECT_EQ(Names(dir), Sorted({alive, busy, idle}));
+
+  r = Pagerctl({"gc", "--stats-dir", stats.path(), "--swap", url, "--idle", "1h"}, env);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "removed nfs://127.0.0.1/export/" + idle);
+  EXPECT_EQ(Names(dir), Sorted({alive, busy}));
+  // The live process's file was never touched; its pager still pages.
+  live.Send("touch\n");
+  EXPECT_EQ(live.Stop(), 0);
+  EXPECT_EQ(Names(dir), std::vector<std::string>{busy}) << "the live process's Stop should remove its own";
 }
 
 }  // namespace

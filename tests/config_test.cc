@@ -1,14 +1,20 @@
 // Settings: human sizes, Config::Validate, the LIBPAGER_* environment, and
 // the errors Pager::Create gives for a bad configuration.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
+#include "memory_bounds.h"
 #include "pager/pager.h"
 #include "pager/units.h"
+#include "reserve.h"
+#include "test_util.h"
 
 namespace pager {
 namespace {
@@ -156,11 +162,16 @@ TEST(ConfigValidate, ReserveBelowOneMiBNamesTheReserve) {
   EXPECT_TRUE(c.Validate().ok()) << c.Validate().message();
 }
 
-TEST(ConfigValidate, EffectiveReserveIsEightMiBOrOnePercent) {
+TEST(ConfigValidate, EffectiveReserveIsOnePercentBetweenEightAndSixtyFourMiB) {
   Config c = Good();
   EXPECT_EQ(c.EffectiveReserve(), 8 * kMiB);
+  c.memory_limit = 2 * kGiB;
+  EXPECT_EQ(c.EffectiveReserve(), 2 * kGiB / 100);
+  // A terabyte limit does not lock 1% of a terabyte in every process.
   c.memory_limit = 100 * kGiB;
-  EXPECT_EQ(c.EffectiveReserve(), kGiB);
+  EXPECT_EQ(c.EffectiveReserve(), 64 * kMiB);
+  c.memory_limit = kTiB;
+  EXPECT_EQ(c.EffectiveReserve(), 64 * kMiB);
   c.reserve = 3 * kMiB;
   EXPECT_EQ(c.EffectiveReserve(), 3 * kMiB);
 }
@@ -205,6 +216,140 @@ TEST(ConfigValidate, OtherBadSettingsAreNamed) {
     ASSERT_FALSE(s.ok());
     EXPECT_CONTAINS(s.message(), "swap_max");
   }
+}
+
+// ---- Limits the machine can hold ----------------------------------------
+
+// The issue's --limit 1.5T on a 24 GiB machine: accepted, and its 1% reserve
+// plus arena locked ~24.6 GiB in every paged process.
+TEST(ConfigValidate, LimitThatCannotFitThisMachineIsRefusedNamingTheBound) {
+  const MemoryBound bound = ProcessMemoryBound();
+  ASSERT_NE(bound.bytes, UINT64_MAX) << "MemTotal unreadable";
+  if (bound.bytes >= 3 * kTiB / 2) GTEST_SKIP() << "this machine holds 1.5 TiB: " << bound.what;
+  Config c = Good();
+  c.memory_limit = 3 * kTiB / 2;
+  Status s = c.Validate();
+  ASSERT_FALSE(s.ok()) << "--limit 1.5T accepted on " << bound.what;
+  EXPECT_CONTAINS(s.message(), "memory_limit (LIBPAGER_LIMIT): 1.50 TiB");
+  EXPECT_CONTAINS(s.message(), bound.what);
+  // What fits is accepted.
+  c.memory_limit = bound.bytes / 2;
+  EXPECT_TRUE(c.Validate().ok()) << c.Validate().message();
+  // An explicit reserve too large by itself is named.
+  c.memory_limit = 2 * bound.bytes;
+  c.reserve = bound.bytes;
+  s = c.Validate();
+  ASSERT_FALSE(s.ok());
+  EXPECT_CONTAINS(s.message(), "reserve (LIBPAGER_RESERVE): locks");
+}
+
+TEST(ConfigValidate, NamesSettingsAsTheCallerNamesThem) {
+  Config c = Good();
+  c.memory_limit = 4 * kMiB;
+  Status s = c.Validate([](const std::string& var) { return var == "LIBPAGER_LIMIT" ? "--limit" : "--" + var; });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "--limit: 4.00 MiB is below the reserve of 8.00 MiB (raise the limit, or lower "
+                         "--LIBPAGER_RESERVE)");
+}
+
+TEST(CheckFits, CountsTheLockedPoolAndNamesWhatDoesNotFit) {
+  const MemoryBound bound{256 * kMiB, "the memory cgroup's limit (x: 256 MiB)"};
+  const uint64_t locked = Reserve::LockedBytes(8 * kMiB, "/var/tmp");
+  EXPECT_EQ(locked, 8 * kMiB + 2048 * 3 / 5 * kPageSize) << "the reserve plus its arena's 3/5";
+  EXPECT_GT(Reserve::LockedBytes(8 * kMiB, "nfs://host/export"), 8 * kMiB * 2)
+      << "over NFS the arena holds libnfs's copy of everything in flight";
+  EXPECT_TRUE(CheckFits(256 * kMiB - locked, locked, false, bound, "L", "R").ok());
+  Status s = CheckFits(256 * kMiB - locked + kPageSize, locked, false, bound, "L", "R");
+  ASSERT_FALSE(s.ok()) << "the limit fits, the limit plus the pool does not";
+  EXPECT_EQ(s.message(), "L: 243 MiB, plus the 12.8 MiB the pager locks, does not fit in the memory cgroup's "
+                         "limit (x: 256 MiB)");
+  s = CheckFits(300 * kMiB, 300 * kMiB, true, bound, "L", "R");
+  ASSERT_FALSE(s.ok());
+  EXPECT_CONTAINS(s.message(), "R: locks 300 MiB in every paged process");
+  EXPECT_FALSE(CheckFits(UINT64_MAX, locked, false, bound, "L", "R").ok()) << "the sum wrapped";
+}
+
+// A fake /proc and cgroup tree under a temporary root.
+class MemoryBoundTree : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char t[] = "/tmp/config_test_bound.XXXXXX";
+    root_ = mkdtemp(t);
+    Write("/proc/meminfo", "MemTotal:        1048576 kB\nMemFree:          524288 kB\n");
+    Write("/proc/self/mountinfo",
+          "24 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+          "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+          "36 31 0:33 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+          "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n");
+    Write("/proc/self/cgroup", "5:cpu:/elsewhere\n4:memory:/a/b\n0::/x/y\n");
+    Write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
+    Write("/sys/fs/cgroup/memory/a/memory.limit_in_bytes", "9223372036854771712\n");
+    Write("/sys/fs/cgroup/memory/a/b/memory.limit_in_bytes", "9223372036854771712\n");
+    Write("/sys/fs/cgroup/unified/x/y/memory.max", "max\n");
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  void Write(const std::string& path, const std::string& text) {
+    std::filesystem::create_directories(std::filesystem::path(root_ + path).parent_path());
+    std::ofstream(root_ + path) << text;
+  }
+  std::string root_;
+};
+
+TEST_F(MemoryBoundTree, NoCgroupLimitLeavesMemTotal) {
+  MemoryBound b = ProcessMemoryBound(root_);
+  EXPECT_EQ(b.bytes, kGiB);
+  EXPECT_EQ(b.what, "this machine's memory (MemTotal: 1.00 GiB)");
+}
+
+TEST_F(MemoryBoundTree, AnAncestorsV1LimitCounts) {
+  Write("/sys/fs/cgroup/memory/a/memory.limit_in_bytes", "268435456\n");
+  MemoryBound b = ProcessMemoryBound(root_);
+  EXPECT_EQ(b.bytes, 256 * kMiB);
+  EXPECT_EQ(b.what, "the memory cgroup's limit (/sys/fs/cgroup/memory/a/memory.limit_in_bytes: 256 MiB)");
+}
+
+TEST_F(MemoryBoundTree, V1HierarchicalLimitCoversHiddenAncestors) {
+  Write("/sys/fs/cgroup/memory/a/b/memory.stat", "cache 0\nhierarchical_memory_limit 67108864\nrss 0\n");
+  EXPECT_EQ(ProcessMemoryBound(root_).bytes, 64 * kMiB);
+}
+
+TEST_F(MemoryBoundTree, V2MemoryMaxCounts) {
+  Write("/sys/fs/cgroup/unified/x/memory.max", "134217728\n");
+  MemoryBound b = ProcessMemoryBound(root_);
+  EXPECT_EQ(b.bytes, 128 * kMiB);
+  EXPECT_CONTAINS(b.what, "/sys/fs/cgroup/unified/x/memory.max");
+}
+
+TEST_F(MemoryBoundTree, MountOfASubtreeIsFollowed) {
+  // A container sees its own cgroup mounted at the hierarchy's /a.
+  Write("/proc/self/mountinfo", "35 31 0:32 /a /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n");
+  Write("/sys/fs/cgroup/memory/b/memory.limit_in_bytes", "33554432\n");
+  EXPECT_EQ(ProcessMemoryBound(root_).bytes, 32 * kMiB);
+}
+
+// The same through a real cgroup v1 memory group, in a child that joins it.
+TEST(ConfigValidate, LimitAboveTheProcesssMemoryCgroupIsRefused) {
+  const std::string group = "/sys/fs/cgroup/memory/libpager_config_test_" + std::to_string(getpid());
+  if (access("/sys/fs/cgroup/memory/memory.limit_in_bytes", W_OK) != 0 || mkdir(group.c_str(), 0755) != 0) {
+    GTEST_SKIP() << "no writable cgroup v1 memory controller (needs root and cgroup v1 memory control)";
+  }
+  auto write = [](const std::string& path, const std::string& v) {
+    std::ofstream f(path);
+    f << v;
+    f.flush();
+    return f.good();
+  };
+  ASSERT_TRUE(write(group + "/memory.limit_in_bytes", std::to_string(256 * kMiB)));
+  EXPECT_TRUE(testing::FinishesWithin(10, [&] {
+    if (!write(group + "/cgroup.procs", std::to_string(getpid()))) return false;
+    Config c = Good();
+    c.memory_limit = 512 * kMiB;
+    Status s = c.Validate();
+    fprintf(stderr, "%s\n", s.message().c_str());
+    c.memory_limit = 128 * kMiB;
+    return !s.ok() && s.message().find("the memory cgroup's limit") != std::string::npos && c.Validate().ok();
+  }));
+  rmdir(group.c_str());
 }
 
 // ---- Config::FromEnvironment ---------------------------------------------

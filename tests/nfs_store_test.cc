@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,8 @@
 #include <vector>
 
 #include "nfs_server.h"
+#include "process_id.h"
+#include "swap_file.h"
 
 namespace pager {
 namespace {
@@ -237,16 +240,19 @@ TEST_P(NfsStoreTest, ReadIsServedBeforeQueuedWriteBack) {
   store->Stop();
 }
 
-TEST_P(NfsStoreTest, SwapFileIsPrivateNamedForHostAndPidAndRemovedAtStop) {
+TEST_P(NfsStoreTest, SwapFileIsPrivateOursByNameAndRemovedAtStop) {
   Recorder rec;
   auto store = StartStore(&rec);
   ASSERT_TRUE(store);
   auto files = SwapFiles();
   ASSERT_EQ(files.size(), 1u);
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
   const std::string name = std::filesystem::path(files[0]).filename();
-  EXPECT_EQ(name.rfind(std::string("libpager-") + host + "-" + std::to_string(getpid()) + "-", 0), 0u) << name;
+  SwapFileName parsed;
+  ASSERT_TRUE(ParseSwapFileName(name, &parsed)) << name;
+  EXPECT_EQ(parsed.host, SwapFileHost());
+  EXPECT_EQ(parsed.pid, getpid());
+  EXPECT_EQ(parsed.start_time, ThisProcess().start_time);
+  EXPECT_EQ(store->swap_file_name(), name) << "the reaper would be told another name";
   struct stat st;
   ASSERT_EQ(stat(files[0].c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
@@ -259,6 +265,76 @@ TEST_P(NfsStoreTest, SwapFileIsPrivateNamedForHostAndPidAndRemovedAtStop) {
   store2->Stop();
   store->Stop();
   EXPECT_TRUE(SwapFiles().empty());
+}
+
+// Issue 9 (6): the server comes back without the swap file. Every op in
+// flight and every later one completes with EIO, the state says paused,
+// and nothing crashes (this used to poll a torn-down context: SIGSEGV).
+TEST_P(NfsStoreTest, SwapFileGoneAtReconnectFailsEveryOpWithEio) {
+  Recorder rec;
+  auto store = StartStore(&rec);
+  ASSERT_TRUE(store);
+  Batch before = Batch::Runs(StoreOp::Kind::kWrite, 0, Repeat(4, 8), 1);
+  before.SubmitAll(store.get());
+  ASSERT_TRUE(rec.WaitDone(8));
+  before.ExpectOk(1);
+  server_.Kill();
+  Batch writes = Batch::Runs(StoreOp::Kind::kWrite, 100, Repeat(4, 16), 2);
+  Batch reads = Batch::Runs(StoreOp::Kind::kRead, 0, Repeat(4, 8), 1);
+  writes.SubmitAll(store.get());
+  reads.SubmitAll(store.get());
+  auto files = SwapFiles();
+  ASSERT_EQ(files.size(), 1u);
+  ASSERT_EQ(unlink(files[0].c_str()), 0);
+  ASSERT_TRUE(server_.Restart()) << server_.error();
+  ASSERT_TRUE(rec.WaitDone(8 + 16 + 8)) << rec.done() << " of 32 ops completed";
+  for (const Batch* b : {&writes, &reads}) {
+    for (const StoreOp& op : b->ops) EXPECT_EQ(op.error, EIO) << "op at slot " << op.slot;
+  }
+  Batch later = Batch::Runs(StoreOp::Kind::kRead, 0, Repeat(1, 4), 1);
+  later.SubmitAll(store.get());
+  ASSERT_TRUE(rec.WaitDone(32 + 4, 5s));
+  for (const StoreOp& op : later.ops) EXPECT_EQ(op.error, EIO);
+  auto states = rec.states();
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.front(), BackendState::kReconnecting);
+  EXPECT_EQ(states.back(), BackendState::kPaused);
+  store->Stop();
+  EXPECT_TRUE(SwapFiles().empty());
+}
+
+// gc on another host judges an NFS swap file by its mtime: a connected
+// store keeps it fresh, on v4 without disturbing its open file.
+TEST_P(NfsStoreTest, ConnectedStoreKeepsItsFilesMtimeFresh) {
+  nfs::SetTouchIntervalForTesting(200ms);
+  Recorder rec;
+  auto store = StartStore(&rec);
+  nfs::SetTouchIntervalForTesting(60s);
+  ASSERT_TRUE(store);
+  auto files = SwapFiles();
+  ASSERT_EQ(files.size(), 1u);
+  const time_t hours_ago = time(nullptr) - 7200;
+  const timeval old[2] = {{hours_ago, 0}, {hours_ago, 0}};
+  ASSERT_EQ(utimes(files[0].c_str(), old), 0);
+  struct stat st;
+  const auto deadline = Clock::now() + 10s;
+  do {
+    std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(stat(files[0].c_str(), &st), 0);
+  } while (st.st_mtime < time(nullptr) - 60 && Clock::now() < deadline);
+  EXPECT_GE(st.st_mtime, time(nullptr) - 60) << "the store never touched its file";
+  // Touched many times over by now; the file still serves.
+  std::this_thread::sleep_for(1s);
+  Batch w = Batch::Runs(StoreOp::Kind::kWrite, 0, {8}, 4);
+  w.SubmitAll(store.get());
+  ASSERT_TRUE(rec.WaitDone(1));
+  w.ExpectOk(4);
+  Batch r = Batch::Runs(StoreOp::Kind::kRead, 0, {8}, 4);
+  r.SubmitAll(store.get());
+  ASSERT_TRUE(rec.WaitDone(2));
+  r.ExpectOk(4);
+  EXPECT_TRUE(rec.states().empty()) << "the touch broke the connection";
+  store->Stop();
 }
 
 TEST_P(NfsStoreTest, ReadPastTruncatedEndIsEioNotZeros) {

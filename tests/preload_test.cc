@@ -12,9 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -22,6 +26,7 @@
 #include <vector>
 
 #include "nfs_server.h"
+#include "swap_file.h"
 
 namespace {
 
@@ -68,14 +73,25 @@ uint64_t Field(const std::string& line, const std::string& name) {
   return std::regex_search(line, m, re) ? std::stoull(m[1]) : 0;
 }
 
-// Runs `cmd` with /bin/sh, with the preload when `preload` is true, stdout
-// and stderr captured. `uid` >= 0: as that user.
-RunResult RunCommand(const std::string& cmd, const Env& env, bool preload = true, int uid = -1) {
-  TempDir dir;
-  const std::string out = dir.path() + "/out", err = dir.path() + "/err", stats = dir.path() + "/stats";
-  auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = fork();
-  if (pid == 0) {
+// A command started by StartCommand: its process, and where its output goes.
+struct Running {
+  pid_t pid = -1;
+  std::unique_ptr<TempDir> dir;
+  std::chrono::steady_clock::time_point t0;
+};
+
+// Starts `cmd` with /bin/sh, with the preload when `preload` is true, stdout
+// and stderr captured. `uid` >= 0: as that user. `before_exec` runs in the
+// child, whose pid the command's first process keeps.
+Running StartCommand(const std::string& cmd, const Env& env, bool preload = true, int uid = -1,
+                     const std::function<void()>& before_exec = nullptr) {
+  Running run;
+  run.dir = std::make_unique<TempDir>();
+  const std::string out = run.dir->path() + "/out", err = run.dir->path() + "/err",
+                    stats = run.dir->path() + "/stats";
+  run.t0 = std::chrono::steady_clock::now();
+  run.pid = fork();
+  if (run.pid == 0) {
     int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
     int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
     dup2(o, 1);
@@ -92,25 +108,33 @@ RunResult RunCommand(const std::string& cmd, const Env& env, bool preload = true
       }
     }
     if (uid >= 0 && (setgid(uid) != 0 || setuid(uid) != 0)) _exit(126);
+    if (before_exec) before_exec();
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(126);
   }
+  return run;
+}
+
+// Waits for a command StartCommand started (SIGKILL past kTimeoutSeconds:
+// a hang, a fault nobody serves, fails the test instead of stalling ctest)
+// and collects what it wrote.
+RunResult FinishCommand(Running& run) {
+  const std::string dir = run.dir->path();
   RunResult r;
   int st = 0;
-  // A hang (a fault nobody serves) fails the test instead of stalling ctest.
-  while (waitpid(pid, &st, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(kTimeoutSeconds)) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &st, 0);
+  while (waitpid(run.pid, &st, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() - run.t0 > std::chrono::seconds(kTimeoutSeconds)) {
+      kill(run.pid, SIGKILL);
+      waitpid(run.pid, &st, 0);
       break;
     }
     usleep(20000);
   }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run.t0).count();
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = ReadAll(out);
-  r.err = ReadAll(err);
-  r.stats_text = ReadAll(stats);
+  r.out = ReadAll(dir + "/out");
+  r.err = ReadAll(dir + "/err");
+  r.stats_text = ReadAll(dir + "/stats");
   std::istringstream lines(r.stats_text);
   for (std::string line; std::getline(lines, line);) {
     std::smatch m;
@@ -124,6 +148,11 @@ RunResult RunCommand(const std::string& cmd, const Env& env, bool preload = true
     s.checksum_failures = Field(line, "checksum_failures");
   }
   return r;
+}
+
+RunResult RunCommand(const std::string& cmd, const Env& env, bool preload = true, int uid = -1) {
+  Running run = StartCommand(cmd, env, preload, uid);
+  return FinishCommand(run);
 }
 
 // The stats of the process that ran the command itself (sh execs it: the
@@ -228,12 +257,39 @@ TEST_F(PreloadTest, Issue9MunmapInASignalHandlerNeverHangs) {
   ASSERT_NO_FATAL_FAILURE(RunProbeOk("sigunmap 20000", "16M", &r));
 }
 
+// Issue 11: every process under the preload (each child of a paged shell)
+// paid ~0.1 s to start a pager it may never need. The pager now starts when
+// the memory it could page reaches LIBPAGER_START_AT (default: half the
+// limit): a small program starts none — no swap file, no stats segment.
+TEST_F(PreloadTest, AProgramWithLittleMemoryStartsNoPager) {
+  TempDir stats;
+  Env env = Paged("64M");
+  env.push_back({"LIBPAGER_STATS_DIR", stats.path()});
+  RunResult r = RunCommand(Probe("heap 4"), env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_NE(r.stats_text.find("started=0"), std::string::npos) << r.stats_text;
+  EXPECT_TRUE(std::filesystem::is_empty(swap_.path())) << "a swap file was made";
+  EXPECT_TRUE(std::filesystem::is_empty(stats.path())) << "a stats segment was published";
+  // Crossing the threshold starts it, and what was allocated before is paged.
+  r = RunCommand(Probe("heap 64"), Paged("16M"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.stats_text.find("started=1"), std::string::npos) << r.stats_text;
+  ExpectPaged(r, Busiest(r));
+  // LIBPAGER_START_AT=0: before main, as a program that must know at once.
+  env = Paged("64M");
+  env.push_back({"LIBPAGER_START_AT", "0"});
+  r = RunCommand(Probe("hello"), env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.stats_text.find("started=1"), std::string::npos) << r.stats_text;
+}
+
 TEST_F(PreloadTest, BadVariableRefusesToRunTheProgram) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"LIBPAGER_LIMIT", "lots"},          {"LIBPAGER_LIMIT", "<unset>"},
       {"LIBPAGER_MMAP_THRESHOLD", "1Q"},   {"LIBPAGER_HEAP", "yes"},
       {"LIBPAGER_RESERVE", "-5"},          {"LIBPAGER_STATS_AT_EXIT", "sometimes"},
-      {"LIBPAGER_SWAP", "relative/dir"},
+      {"LIBPAGER_SWAP", "relative/dir"},   {"LIBPAGER_START_AT", "soon"},
   };
   for (const auto& [var, value] : bad) {
     SCOPED_TRACE(var + "=" + value);
@@ -248,6 +304,53 @@ TEST_F(PreloadTest, BadVariableRefusesToRunTheProgram) {
       EXPECT_NE(r.err.find(value), std::string::npos) << r.err;
     }
   }
+}
+
+// The issue's LIBPAGER_LIMIT=1.5T: the pager locked a 1% reserve plus arena
+// (~24.6 GiB here) in every paged process.
+TEST_F(PreloadTest, LimitBeyondThisMachinesMemoryRefusesWithOneLine) {
+  std::istringstream meminfo(ReadAll("/proc/meminfo"));
+  std::string key;
+  uint64_t kib = 0;
+  meminfo >> key >> kib;
+  if (kib * 1024 >= (3ull << 39)) GTEST_SKIP() << "this machine has 1.5 TiB of memory or more";
+  RunResult r = RunCommand(Probe("hello"), Paged("1.5T"));
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.out, "") << "the program ran";
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("LIBPAGER_LIMIT): 1.50 TiB"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("does not fit in"), std::string::npos) << r.err;
+}
+
+// LIBPAGER_STATS_AT_EXIT in a directory others can write: a link there
+// made root append to a root-only file; a FIFO would hang the start.
+TEST_F(PreloadTest, StatsAtExitPathThatIsALinkOrAFifoIsRefusedAndNotFollowed) {
+  TempDir dir;
+  const std::string target = dir.path() + "/root-only", link = dir.path() + "/stats", fifo = dir.path() + "/fifo";
+  std::ofstream(target) << "untouched\n";
+  ASSERT_EQ(chmod(target.c_str(), 0600), 0);
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
+  for (const auto& [path, why] : {std::pair<std::string, std::string>{link, "symbolic link, not followed"},
+                                  {fifo, "not a regular file"}}) {
+    SCOPED_TRACE(path);
+    Env env = Paged("16M");
+    env.push_back({"LIBPAGER_STATS_AT_EXIT", path});
+    RunResult r = RunCommand(Probe("hello"), env);
+    EXPECT_EQ(r.status, 127);
+    EXPECT_EQ(r.out, "") << "the program ran";
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("LIBPAGER_STATS_AT_EXIT='" + path + "': "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    EXPECT_LT(r.seconds, 60) << "the open waited on the FIFO";
+  }
+  EXPECT_EQ(ReadAll(target), "untouched\n") << "the link was followed";
+  // The control: a plain file there is appended to.
+  Env env = Paged("16M");
+  env.push_back({"LIBPAGER_STATS_AT_EXIT", dir.path() + "/plain"});
+  RunResult r = RunCommand(Probe("hello"), env);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(ReadAll(dir.path() + "/plain").find("limit=16777216"), std::string::npos);
 }
 
 int NobodyUid() {
@@ -347,21 +450,29 @@ const Program kPrograms[] = {
     {"node", "true", "node " PAGER_SOURCE_DIR "/tests/programs/hog.js 200000", "48M"},
 };
 
-class RealProgram : public ::testing::TestWithParam<std::tuple<Program, std::string>> {
+// A loopback NFS server for a whole test suite: its SetUpTestSuite and
+// TearDownTestSuite call StartServer and StopServer.
+class WithNfsServer {
  protected:
-  static void SetUpTestSuite() {
+  static void StartServer() {
     nfs_ = new pager::testing::NfsServer();
     nfs_ok_ = nfs_->Start();
   }
-  static void TearDownTestSuite() {
+  static void StopServer() {
     delete nfs_;
     nfs_ = nullptr;
   }
   static pager::testing::NfsServer* nfs_;
   static bool nfs_ok_;
 };
-pager::testing::NfsServer* RealProgram::nfs_ = nullptr;
-bool RealProgram::nfs_ok_ = false;
+pager::testing::NfsServer* WithNfsServer::nfs_ = nullptr;
+bool WithNfsServer::nfs_ok_ = false;
+
+class RealProgram : public ::testing::TestWithParam<std::tuple<Program, std::string>>, public WithNfsServer {
+ protected:
+  static void SetUpTestSuite() { StartServer(); }
+  static void TearDownTestSuite() { StopServer(); }
+};
 
 TEST_P(RealProgram, OutputIsByteIdenticalToAnUnpagedRun) {
   const Program& p = std::get<0>(GetParam());
@@ -392,5 +503,263 @@ INSTANTIATE_TEST_SUITE_P(, RealProgram,
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param);
                          });
+
+// Issue 10: libcrypto frees its global state in an exit handler of its own.
+// The pager still serves the program's last faults after that handler ran
+// (later exit handlers, destructors, python's teardown touch swapped pages):
+// a cipher used then hung python at exit and crashed JVMs. With pages
+// encrypted, a program whose exit handler reads back and rewrites every page
+// it filled, and python (which loads libcrypto itself), exit cleanly.
+class EncryptedExit : public ::testing::TestWithParam<std::string>, public WithNfsServer {
+ protected:
+  static void SetUpTestSuite() { StartServer(); }
+  static void TearDownTestSuite() { StopServer(); }
+  // `timeout`: a hang fails in a minute, not after the runner's four.
+  RunResult Run(const std::string& cmd, const std::string& limit) {
+    std::string url = swap_.path();
+    if (GetParam() == "nfs") {
+      EXPECT_TRUE(nfs_ok_) << nfs_->error();
+      url = nfs_->url();
+    }
+    return RunCommand("timeout -s KILL 60 " + cmd,
+                      {{"LIBPAGER_LIMIT", limit}, {"LIBPAGER_SWAP", url}, {"LIBPAGER_ENCRYPT", "1"}});
+  }
+  TempDir swap_;
+};
+
+TEST_P(EncryptedExit, Issue10EncryptedProgramsExitCleanly) {
+  RunResult r = Run(Probe("atexit 64"), "16M");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\nat exit: ok\n") << r.err;
+  ExpectPaged(r, Busiest(r));
+  for (int i = 0; i < 3; i++) {
+    r = Run(std::string("/usr/bin/python3 -c \"import hashlib\n"
+                        "a = [hashlib.sha256(str(i).encode()).hexdigest() * 4 for i in range(200000)]\n"
+                        "h = hashlib.sha256()\n"
+                        "for s in a: h.update(s.encode())\n"
+                        "print(len(a), h.hexdigest()[:16])\""),
+            "24M");
+    ASSERT_EQ(r.status, 0) << "python run " << i << ": " << r.err;
+    EXPECT_EQ(r.out, "200000 87c06977626a6d33\n") << r.err;
+    ExpectPaged(r, Busiest(r));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(, EncryptedExit, ::testing::Values("file", "nfs"),
+                         [](const auto& info) { return info.param; });
+
+// ---- swap files: who removes what, exec, pid reuse ----------------------------
+//
+// A program far over its limit (48 MiB under 16M), its output a hash of all
+// it wrote: any page lost or wrong changes it.
+constexpr const char* kWorkPy =
+    "import hashlib, os, sys\n"
+    "a = [bytes([i % 251]) * (1 << 20) for i in range(48)]\n"
+    "print(hashlib.sha256(b''.join(a)).hexdigest())\n";
+
+std::vector<std::string> SwapFilesIn(const std::string& dir) {
+  std::vector<std::string> v;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".swap") v.push_back(e.path().filename());
+  }
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Waits until `dir` holds no swap file; what is left at the deadline.
+std::vector<std::string> SwapFilesLeftAfter(const std::string& dir, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::string> left;
+  while (!(left = SwapFilesIn(dir)).empty() && std::chrono::steady_clock::now() < deadline) usleep(50000);
+  return left;
+}
+
+class SwapFileLifetime : public ::testing::Test, public WithNfsServer {
+ protected:
+  static void SetUpTestSuite() { StartServer(); }
+  static void TearDownTestSuite() { StopServer(); }
+  // "file", "nfs3" or "nfs4": the swap location, and *dir gets the local
+  // directory its files are in. NFS: a directory of its own in the export.
+  std::string Swap(const std::string& store, std::string* dir) {
+    if (store == "file") {
+      *dir = local_.path();
+      return local_.path();
+    }
+    EXPECT_TRUE(nfs_ok_) << nfs_->error();
+    static int n = 0;
+    const std::string sub = "t" + std::to_string(getpid()) + "_" + std::to_string(n++);
+    *dir = nfs_->export_dir() + "/" + sub;
+    std::filesystem::create_directory(*dir);
+    return nfs_->url(sub, store == "nfs4" ? "version=4" : "");
+  }
+  Env Paged(const std::string& swap) { return {{"LIBPAGER_LIMIT", "16M"}, {"LIBPAGER_SWAP", swap}}; }
+
+  TempDir local_, work_;
+};
+
+class SwapFileExec : public SwapFileLifetime,
+                     public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {};
+
+// Issue 9 (5b): a program that execs through a wrapper (sh -c 'exec ...',
+// env, nice), each image paged with a swap file of its own: the same output
+// as unpaged, and no swap file left once it exits normally. Over NFS the
+// second image used to fail to start (NFS3ERR_EXIST on the first image's
+// file, named for the same pid).
+TEST_P(SwapFileExec, ProgramThatExecsRunsAndLeavesNoSwapFile) {
+  const auto& [store, wrapper] = GetParam();
+  std::string dir;
+  const std::string swap = Swap(store, &dir);
+  {
+    std::ofstream(work_.path() + "/w.py") << kWorkPy;
+  }
+  const std::string py = "python3 " + work_.path() + "/w.py";
+  const std::string cmd = wrapper == "none"    ? py
+                          : wrapper == "sh"    ? "sh -c 'exec " + py + "'"
+                          : wrapper == "env"   ? "env " + py
+                                               : "nice " + py;
+  RunResult plain = RunCommand(cmd, {}, false);
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  RunResult r = RunCommand(cmd, Paged(swap));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, plain.out) << r.err;
+  ExpectPaged(r, Busiest(r));
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+}
+
+INSTANTIATE_TEST_SUITE_P(, SwapFileExec,
+                         ::testing::Combine(::testing::Values("file", "nfs3", "nfs4"),
+                                            ::testing::Values("none", "sh", "env", "nice")),
+                         [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
+
+class SwapFileNfs : public SwapFileLifetime, public ::testing::WithParamInterface<std::string> {};
+
+// SIGKILL runs nothing of the program's: the reaper sees its pipe end and
+// removes the file.
+TEST_P(SwapFileNfs, KilledProgramLeavesNoSwapFile) {
+  std::string dir;
+  const std::string swap = Swap(GetParam(), &dir);
+  Running run = StartCommand("exec python3 -c 'import time\na = bytearray(48 << 20)\n"
+                             "for i in range(0, len(a), 4096): a[i] = 1\nprint(\"ready\", flush=True)\n"
+                             "time.sleep(600)'",
+                             Paged(swap));
+  // Killed once it has paged (sh had a file of its own before it exec'd).
+  const std::string out = run.dir->path() + "/out";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (ReadAll(out) != "ready\n" && std::chrono::steady_clock::now() < deadline) usleep(20000);
+  ASSERT_EQ(ReadAll(out), "ready\n") << ReadAll(run.dir->path() + "/err");
+  ASSERT_EQ(SwapFilesIn(dir).size(), 1u) << "the program made no swap file";
+  kill(run.pid, SIGKILL);
+  RunResult r = FinishCommand(run);
+  EXPECT_EQ(r.status, 128 + SIGKILL) << r.err;
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+}
+
+// A fork child that outlives its parent must not keep the parent's file:
+// the parent's goes when the parent exits, the child's when the child does.
+TEST_P(SwapFileNfs, ForkChildDoesNotKeepItsParentsSwapFile) {
+  std::string dir;
+  const std::string swap = Swap(GetParam(), &dir);
+  RunResult r = RunCommand(
+      "exec python3 -c 'import os, sys, time\na = [bytes([i]) * (1 << 20) for i in range(32)]\n"
+      "pid = os.fork()\nif pid == 0:\n  b = [bytes([i]) * (1 << 20) for i in range(8)]\n"
+      "  time.sleep(600)\n  os._exit(0)\nprint(os.getpid(), pid)'",
+      Paged(swap));
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream ids(r.out);
+  int parent = 0, child = 0;
+  ASSERT_TRUE(ids >> parent >> child) << r.out;
+  auto files_of = [&](int pid) {
+    std::vector<std::string> v;
+    for (const std::string& f : SwapFilesIn(dir)) {
+      if (f.find("-" + std::to_string(pid) + "-") != std::string::npos) v.push_back(f);
+    }
+    return v;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!files_of(parent).empty() && std::chrono::steady_clock::now() < deadline) usleep(50000);
+  EXPECT_EQ(files_of(parent), std::vector<std::string>{}) << "the child kept its parent's file";
+  EXPECT_EQ(kill(child, 0), 0) << "the child should still run";
+  EXPECT_EQ(files_of(child).size(), 1u) << "the child pages with a file of its own";
+  kill(child, SIGKILL);
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+}
+
+INSTANTIATE_TEST_SUITE_P(, SwapFileNfs, ::testing::Values("nfs3", "nfs4"),
+                         [](const auto& info) { return info.param; });
+
+class SwapFileAnyStore : public SwapFileLifetime, public ::testing::WithParamInterface<std::string> {};
+
+// Issue 9 (5): the preload removed every libpager-*.swap holding
+// "-<own pid>-", other hosts' files in a shared directory included. Files
+// named for our pid but not ours, made before the program starts, survive
+// its start and its exit.
+TEST_P(SwapFileAnyStore, FilesNamedWithOurPidButNotOursSurvive) {
+  std::string dir;
+  const std::string swap = Swap(GetParam(), &dir);
+  std::vector<std::string> planted;
+  const std::string host = pager::SwapFileHost();
+  Running run = StartCommand(Probe("heap 32"), Paged(swap), true, -1, [&] {
+    const std::string pid = std::to_string(getpid());
+    for (const std::string& name :
+         {"libpager-otherhost-" + pid + "-0.swap", "libpager-" + host + "-" + pid + "-0.swap",
+          "libpager-otherhost-" + pid + "-1-4026531836-0123456789abcdef0123456789abcdef.swap"}) {
+      close(open((dir + "/" + name).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600));
+    }
+  });
+  RunResult r = FinishCommand(run);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+  const std::string pid = std::to_string(run.pid);
+  std::vector<std::string> want = {"libpager-" + host + "-" + pid + "-0.swap", "libpager-otherhost-" + pid + "-0.swap",
+                                   "libpager-otherhost-" + pid +
+                                       "-1-4026531836-0123456789abcdef0123456789abcdef.swap"};
+  std::sort(want.begin(), want.end());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (SwapFilesIn(dir) != want && std::chrono::steady_clock::now() < deadline) usleep(50000);
+  EXPECT_EQ(SwapFilesIn(dir), want);
+}
+
+// Two processes with the same host and pid at once (pid 1 of two fresh PID
+// namespaces, as in two containers) both start and run: their names differ
+// by random bits. Over NFS the second used to fail with NFS3ERR_EXIST, as a
+// restarted container did on its predecessor's file. Each is its
+// namespace's init and, as an init does, waits for every child before it
+// ends: the reaper must not be one of them (it would wait for its parent).
+TEST_P(SwapFileAnyStore, TwoProcessesWithTheSameHostAndPidBothRun) {
+  if (getuid() != 0) GTEST_SKIP() << "unshare --pid --mount-proc needs root";
+  if (system("unshare --pid --fork --mount-proc true 2>/dev/null") != 0) GTEST_SKIP() << "unshare --pid fails here";
+  std::string dir;
+  const std::string swap = Swap(GetParam(), &dir);
+  const std::string go = work_.path() + "/go";
+  const std::string cmd = "exec unshare --pid --fork --mount-proc python3 -c 'import os, time\n"
+                          "a = bytearray(32 << 20)\nfor i in range(0, len(a), 4096): a[i] = 1\n"
+                          "print(os.getpid(), flush=True)\nwhile not os.path.exists(\"" + go + "\"): time.sleep(0.02)\n"
+                          "end = time.time() + 20\nwhile True:\n"
+                          "  try: pid, _ = os.waitpid(-1, os.WNOHANG)\n  except ChildProcessError: break\n"
+                          "  if pid == 0 and time.time() > end: print(\"a child never ended\"); break\n"
+                          "  if pid == 0: time.sleep(0.02)\n"
+                          "print(sum(a[::4096]))'";
+  Running runs[2] = {StartCommand(cmd, Paged(swap)), StartCommand(cmd, Paged(swap))};
+  // Both started and paged, and are alive together.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (Running& run : runs) {
+    const std::string out = run.dir->path() + "/out";
+    while (ReadAll(out).empty() && waitpid(run.pid, nullptr, WNOHANG) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      usleep(20000);
+    }
+    EXPECT_EQ(ReadAll(out), "1\n") << ReadAll(run.dir->path() + "/err");
+  }
+  std::ofstream(go) << "";
+  for (Running& run : runs) {
+    RunResult r = FinishCommand(run);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "1\n8192\n") << r.err;
+    ASSERT_TRUE(r.stats.count(1)) << "no pager in pid 1: " << r.stats_text;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(, SwapFileAnyStore, ::testing::Values("file", "nfs3"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace

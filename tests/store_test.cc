@@ -1,10 +1,12 @@
 // The Store contract, run against the memory store and the local-file store,
-// plus what only the file store promises: a private swap file named for the
-// host and process, removed at Stop, and clear errors for a bad directory.
+// plus what only the file store promises: a private swap file named for this
+// process, unlinked at once and kept from fork children, and clear errors
+// for a bad directory.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,7 +21,10 @@
 #include <vector>
 
 #include "pager/store.h"
+#include "process_id.h"
 #include "store/memory_store.h"
+#include "swap_file.h"
+#include "test_util.h"
 
 namespace pager {
 namespace {
@@ -424,7 +429,7 @@ class FileStoreTest : public ::testing::Test {
   Collector listener_;
 };
 
-TEST_F(FileStoreTest, SwapFileIsPrivateNamedForHostAndPidAndRemovedByStop) {
+TEST_F(FileStoreTest, SwapFileIsPrivateOursByNameAndUnlinkedAtOnce) {
   auto s = OpenStore(dir_.path(), 0, 0);
   ASSERT_TRUE(s.ok()) << s.status().message();
   // A permissive umask: the 0600 must come from the store, not the umask.
@@ -433,31 +438,56 @@ TEST_F(FileStoreTest, SwapFileIsPrivateNamedForHostAndPidAndRemovedByStop) {
   umask(old);
   ASSERT_TRUE(st.ok()) << st.message();
 
-  std::vector<std::string> files = dir_.Files();
-  ASSERT_EQ(files.size(), 1u) << "expected exactly one swap file in " << dir_.path();
-  const std::string path = dir_.path() + "/" + files[0];
+  // Nothing in the directory: a crash or SIGKILL can leave nothing behind.
+  EXPECT_TRUE(dir_.Files().empty());
+  EXPECT_EQ((*s)->swap_file_name(), "") << "a local file needs no reaper";
+  const std::string fd = testing::SwapFd(**s);
+  ASSERT_NE(fd, "") << "no fd of this process is " << (*s)->Describe();
   struct stat sb;
-  ASSERT_EQ(stat(path.c_str(), &sb), 0) << path;
+  ASSERT_EQ(stat(fd.c_str(), &sb), 0) << fd;
   EXPECT_TRUE(S_ISREG(sb.st_mode));
+  EXPECT_EQ(sb.st_nlink, 0u);
   EXPECT_EQ(sb.st_mode & 07777, 0600u) << "swap file mode " << std::oct << (sb.st_mode & 07777);
-
-  char host[256] = {};
-  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
-  EXPECT_NE(files[0].find(host), std::string::npos) << files[0] << " lacks the hostname " << host;
-  EXPECT_NE(files[0].find(std::to_string(getpid())), std::string::npos) << files[0] << " lacks the pid";
-  EXPECT_NE((*s)->Describe().find(path), std::string::npos) << (*s)->Describe();
+  // Its name was this process's (swap_file.h).
+  const std::string path = (*s)->Describe().substr(5, (*s)->Describe().size() - 5 - strlen(" (deleted)"));
+  SwapFileName name;
+  ASSERT_TRUE(ParseSwapFileName(path.substr(path.rfind('/') + 1), &name)) << path;
+  EXPECT_EQ(path.substr(0, path.rfind('/')), dir_.path());
+  EXPECT_EQ(name.pid, getpid());
+  EXPECT_EQ(name.host, SwapFileHost());
+  EXPECT_EQ(name.start_time, ThisProcess().start_time);
 
   // Data goes to that file.
   auto w = WriteIo(3, 1, 1);
   (*s)->Submit(&w->op);
   ASSERT_TRUE(listener_.WaitForCount(1));
   ASSERT_EQ(w->op.error, 0);
-  ASSERT_EQ(stat(path.c_str(), &sb), 0);
+  ASSERT_EQ(stat(fd.c_str(), &sb), 0);
   EXPECT_GE(static_cast<uint64_t>(sb.st_size), 4 * kPageSize);
 
   (*s)->Stop();
-  EXPECT_NE(access(path.c_str(), F_OK), 0) << path << " survived Stop()";
-  EXPECT_TRUE(dir_.Files().empty());
+  EXPECT_EQ(testing::SwapFd(**s), "") << "Stop() left the swap file open";
+}
+
+// A fork child must not keep its parent's swap file (and its blocks) alive:
+// its copy of the fd refers to /dev/null at once.
+TEST_F(FileStoreTest, ForkChildLetsGoOfTheSwapFile) {
+  auto s = OpenStore(dir_.path(), 0, 0);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  ASSERT_TRUE((*s)->Start(&listener_).ok());
+  const std::string fd = testing::SwapFd(**s);
+  ASSERT_NE(fd, "");
+  pid_t child = fork();
+  if (child == 0) {
+    char link[4096];
+    ssize_t n = readlink(fd.c_str(), link, sizeof link - 1);
+    _exit(n > 0 && std::string(link, n) == "/dev/null" ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child still holds the swap file";
+  EXPECT_EQ(testing::SwapFd(**s), fd) << "the parent lost its swap file";
+  (*s)->Stop();
 }
 
 TEST_F(FileStoreTest, TwoStoresInOneDirectoryUseDistinctFiles) {
@@ -469,7 +499,7 @@ TEST_F(FileStoreTest, TwoStoresInOneDirectoryUseDistinctFiles) {
   ASSERT_TRUE((*a)->Start(&la).ok());
   Status sb = (*b)->Start(&lb);
   ASSERT_TRUE(sb.ok()) << sb.message();
-  EXPECT_EQ(dir_.Files().size(), 2u);
+  EXPECT_NE((*a)->Describe(), (*b)->Describe());
   // The same slot in each holds its own data.
   auto wa = WriteIo(0, 1, 1);
   auto wb = WriteIo(0, 1, 2);
@@ -484,7 +514,6 @@ TEST_F(FileStoreTest, TwoStoresInOneDirectoryUseDistinctFiles) {
   EXPECT_TRUE(CheckPage(ra->page(0), 0, 1));
   (*a)->Stop();
   (*b)->Stop();
-  EXPECT_TRUE(dir_.Files().empty());
 }
 
 // Holds every completion inside OnComplete until given a permit, so the

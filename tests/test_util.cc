@@ -1,5 +1,15 @@
 #include "test_util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <chrono>
@@ -71,18 +81,26 @@ Config TestConfig(uint64_t limit_pages) {
 
 TestPager MakePager(uint64_t limit_pages, const std::string& mode, EvictionPolicy policy) {
   Config c = TestConfig(limit_pages);
+  c.policy = policy;
+  return MakePager(c, mode);
+}
+
+TestPager MakePager(Config c, const std::string& mode) {
   bool slow = false;
   for (size_t pos = 0; pos <= mode.size();) {
     size_t end = std::min(mode.find(',', pos), mode.size());
     std::string item = mode.substr(pos, end - pos);
     if (item == "slow") {
       slow = true;
+    } else if (item == "encrypt") {
+      c.encrypt = Config::Encrypt::kOn;
+    } else if (item == "noprefetch") {
+      c.prefetch_pages = 0;
     } else if (!item.empty()) {
       c.disable_features += (c.disable_features.empty() ? "" : ",") + item;
     }
     pos = end + 1;
   }
-  c.policy = policy;
   auto store = std::make_unique<MemoryStore>();
   MemoryStore* raw = store.get();
   if (slow) raw->DelayCompletions(kSlowStoreUs);
@@ -122,6 +140,81 @@ void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes
   ::testing::Test::RecordProperty("limit_plus_reserve", std::to_string(limit_bytes + s.reserve_bytes));
 }
 
-std::string ModeName(const std::string& mode) { return mode == "slow" ? "SlowStore" : "InlineStore"; }
+std::string ModeName(const std::string& mode) {
+  if (mode == "slow,encrypt") return "SlowStoreEncrypted";
+  return mode == "slow" ? "SlowStore" : "InlineStore";
+}
+
+// ---- Processes --------------------------------------------------------------
+
+::testing::AssertionResult FinishesWithin(double seconds, const std::function<bool()>& fn) {
+  pid_t pid = fork();
+  if (pid == 0) _exit(fn() ? 0 : 1);
+  if (pid < 0) return ::testing::AssertionFailure() << "fork: " << strerror(errno);
+  // A pidfd becomes readable when the child exits: a wait with a deadline.
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  pollfd p = {pidfd, POLLIN, 0};
+  int ready = pidfd >= 0 ? poll(&p, 1, static_cast<int>(seconds * 1000)) : 1;
+  if (pidfd >= 0) close(pidfd);
+  int st = 0;
+  if (ready == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return ::testing::AssertionFailure() << "still running after " << seconds << "s (hung), killed";
+  }
+  waitpid(pid, &st, 0);
+  if (WIFSIGNALED(st)) {
+    return ::testing::AssertionFailure() << "killed by signal " << WTERMSIG(st) << " (" << strsignal(WTERMSIG(st))
+                                         << ")";
+  }
+  if (WEXITSTATUS(st) != 0) return ::testing::AssertionFailure() << "failed (exit status " << WEXITSTATUS(st) << ")";
+  return ::testing::AssertionSuccess();
+}
+
+FileCutter::FileCutter(const std::string& path) : fd_(open(path.c_str(), O_RDWR | O_CLOEXEC)) {
+  char buf[4096];
+  ssize_t n;
+  while (fd_ >= 0 && (n = read(fd_, buf, sizeof buf)) > 0) image_.append(buf, static_cast<size_t>(n));
+  if (fd_ < 0) return;
+  thread_ = std::thread([this] {
+    while (!stop_.load()) {
+      (void)!ftruncate(fd_, 0);
+      (void)!pwrite(fd_, image_.data(), image_.size(), 0);
+    }
+  });
+}
+
+FileCutter::~FileCutter() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (fd_ >= 0) close(fd_);
+}
+
+int NobodyUid() {
+  passwd* pw = getpwnam("nobody");
+  return pw != nullptr ? static_cast<int>(pw->pw_uid) : -1;
+}
+
+bool CanActAsNobody() { return geteuid() == 0 && NobodyUid() > 0; }
+
+bool BecomeNobody() {
+  passwd* pw = getpwnam("nobody");
+  return pw != nullptr && setgroups(0, nullptr) == 0 && setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == 0 &&
+         setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == 0;
+}
+
+std::string SwapFd(const Store& store) {
+  const std::string target = store.Describe().substr(5);
+  DIR* d = opendir("/proc/self/fd");
+  std::string found;
+  while (dirent* e = d != nullptr ? readdir(d) : nullptr) {
+    const std::string fd = std::string("/proc/self/fd/") + e->d_name;
+    char link[4096];
+    ssize_t n = readlink(fd.c_str(), link, sizeof link - 1);
+    if (n > 0 && std::string(link, static_cast<size_t>(n)) == target) found = fd;
+  }
+  if (d != nullptr) closedir(d);
+  return found;
+}
 
 }  // namespace pager::testing

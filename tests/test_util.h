@@ -2,12 +2,18 @@
 // over an in-memory store that the test can reach.
 #pragma once
 
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <thread>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "pager/pager.h"
 #include "store/memory_store.h"
@@ -39,10 +45,14 @@ long FirstWrongPage(const unsigned char* p, size_t pages, uint64_t version);
 // A pager with `limit_pages` resident pages at most, over a MemoryStore.
 // `mode` is a comma-separated list: "slow" makes the store complete every op
 // late and out of order (up to kSlowStoreUs), so reads and writes are in
-// flight while the program races them; anything else is passed to
-// Config::disable_features.
+// flight while the program races them; "encrypt" turns encryption on;
+// "noprefetch" reads no swapped page before a thread faults on it;
+// anything else is passed to Config::disable_features.
 TestPager MakePager(uint64_t limit_pages, const std::string& mode = "",
                     EvictionPolicy policy = EvictionPolicy::kClock);
+// The same with settings of the caller's (from TestConfig, say); the swap
+// location is replaced by the in-memory store.
+TestPager MakePager(Config c, const std::string& mode);
 inline constexpr uint32_t kSlowStoreUs = 300;
 Config TestConfig(uint64_t limit_pages);
 
@@ -81,8 +91,44 @@ inline constexpr bool kRssIsMeaningful = true;
 void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes, const Stats& s);
 
 // The store timings every race test runs under: ops completed at once, and
-// ops completed late and out of order.
-inline const char* const kModes[] = {"", "slow"};
+// ops completed late and out of order, with pages in clear and encrypted
+// (a re-touch of a page being written then decrypts its sealed copy).
+inline const char* const kModes[] = {"", "slow", "slow,encrypt"};
 std::string ModeName(const std::string& mode);
+
+// ---- Processes --------------------------------------------------------------
+
+// Runs `fn` in a forked child and waits for it at most `seconds`: fails if
+// fn returned false, the child died of a signal (a SIGBUS, say), or it was
+// still running then (a hang: it is killed).
+::testing::AssertionResult FinishesWithin(double seconds, const std::function<bool()>& fn);
+
+// While it lives, a thread cuts `path` to nothing and writes its contents
+// back, over and over: what a file's owner can do to a reader of it.
+class FileCutter {
+ public:
+  explicit FileCutter(const std::string& path);
+  ~FileCutter();
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+  std::string image_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The uid of `nobody`, or -1 if there is none.
+int NobodyUid();
+// Root, and a `nobody` to play another user with.
+bool CanActAsNobody();
+// In a forked child: becomes `nobody` for good (groups, gid and uid).
+bool BecomeNobody();
+
+// A local file store's open swap file, unlinked at its start, as
+// /proc/self/fd/N (a path that opens and truncates it); "" if no fd of
+// this process is the file the store describes ("file <path> (deleted)").
+std::string SwapFd(const Store& store);
+
 
 }  // namespace pager::testing

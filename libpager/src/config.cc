@@ -8,8 +8,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "memory_bounds.h"
 #include "pager/pager.h"
 #include "pager/units.h"
+#include "reserve.h"
 
 namespace pager {
 
@@ -65,6 +67,35 @@ std::string FormatSize(uint64_t bytes) {
 namespace {
 
 constexpr uint64_t kMinReserve = 1ull << 20;
+// The default reserve: 1% of the limit, between these. The pool holds the
+// writes and reads in flight (runs of up to 1 MiB) and the pager threads'
+// allocations; 64 MiB stages 64 full runs at once, many times what keeps a
+// store busy (docs/reserve.md), and it is locked in every paged process.
+constexpr uint64_t kDefaultReserveMin = 8ull << 20, kDefaultReserveMax = 64ull << 20;
+
+// The Config field each LIBPAGER_* variable sets: how Validate() names a
+// setting by default.
+struct SettingName {
+  const char* variable;
+  const char* field;
+};
+constexpr SettingName kSettingNames[] = {
+    {"LIBPAGER_LIMIT", "memory_limit"},
+    {"LIBPAGER_RESERVE", "reserve"},
+    {"LIBPAGER_LOW_WATERMARK", "low_watermark"},
+    {"LIBPAGER_HIGH_WATERMARK", "high_watermark"},
+    {"LIBPAGER_INACTIVE_RATIO", "inactive_ratio"},
+    {"LIBPAGER_READAHEAD", "readahead_pages"},
+    {"LIBPAGER_PREFETCH", "prefetch_pages"},
+    {"LIBPAGER_SWAP_MAX", "swap_max"},
+};
+
+std::string FieldAndVariable(const std::string& variable) {
+  for (const SettingName& n : kSettingNames) {
+    if (variable == n.variable) return std::string(n.field) + " (" + variable + ")";
+  }
+  return variable;
+}
 
 Status BadVar(const char* var, const std::string& value, const std::string& why) {
   return Status::Error(std::string(var) + "='" + value + "': " + why);
@@ -113,10 +144,15 @@ Result<Config> Config::FromEnvironment(Config c) {
   if (!(s = ReadFraction("LIBPAGER_LOW_WATERMARK", &c.low_watermark)).ok()) return s;
   if (!(s = ReadFraction("LIBPAGER_INACTIVE_RATIO", &c.inactive_ratio)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_READAHEAD", &c.readahead_pages)).ok()) return s;
+  if (!(s = ReadUint("LIBPAGER_PREFETCH", &c.prefetch_pages)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_CONNECT_TIMEOUT_MS", &c.connect_timeout_ms)).ok()) return s;
   if (const char* v = getenv("LIBPAGER_SWAP")) c.swap = v;
   if (const char* v = getenv("LIBPAGER_DISABLE")) c.disable_features = v;
   if (const char* v = getenv("LIBPAGER_STATS_DIR")) c.stats_dir = v;
+  if (const char* v = getenv("LIBPAGER_ENCRYPT")) {
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return BadVar("LIBPAGER_ENCRYPT", v, "expected 0 or 1");
+    c.encrypt = v[0] == '1' ? Config::Encrypt::kOn : Config::Encrypt::kOff;
+  }
   if (const char* v = getenv("LIBPAGER_STATS")) {
     if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return BadVar("LIBPAGER_STATS", v, "expected 0 or 1");
     c.publish_stats = v[0] == '1';
@@ -137,7 +173,12 @@ Result<Config> Config::FromEnvironment() { return FromEnvironment(Config()); }
 
 uint64_t Config::EffectiveReserve() const {
   if (reserve != 0) return reserve;
-  return std::max<uint64_t>(8ull << 20, memory_limit / 100);
+  return std::clamp<uint64_t>(memory_limit / 100, kDefaultReserveMin, kDefaultReserveMax);
+}
+
+bool Config::Encrypting() const {
+  if (encrypt != Encrypt::kAuto) return encrypt == Encrypt::kOn;
+  return EffectiveSwap().rfind("nfs://", 0) == 0;
 }
 
 std::string Config::EffectiveSwap() const {
@@ -146,33 +187,42 @@ std::string Config::EffectiveSwap() const {
   return t != nullptr && t[0] == '/' ? t : "/var/tmp";
 }
 
-Status Config::Validate() const {
-  if (memory_limit == 0) return Status::Error("memory_limit (LIBPAGER_LIMIT): must be set and above 0");
+Status Config::Validate() const { return Validate(FieldAndVariable); }
+
+Status Config::Validate(const std::function<std::string(const std::string&)>& name) const {
+  const std::string limit = name("LIBPAGER_LIMIT"), reserve_name = name("LIBPAGER_RESERVE");
+  if (memory_limit == 0) return Status::Error(limit + ": must be set and above 0");
   uint64_t r = EffectiveReserve();
   if (r < kMinReserve) {
-    return Status::Error("reserve (LIBPAGER_RESERVE): " + FormatSize(r) + " is below the minimum of " +
-                         FormatSize(kMinReserve));
+    return Status::Error(reserve_name + ": " + FormatSize(r) + " is below the minimum of " + FormatSize(kMinReserve));
   }
   // A limit smaller than the pool the pager needs to free memory is a
   // misconfiguration, not something to page through (and, with the reserve's
   // 1 MiB floor, keeps the limit above a full write-back run).
   if (memory_limit < r) {
-    return Status::Error("memory_limit (LIBPAGER_LIMIT): " + FormatSize(memory_limit) +
-                         " is below the reserve (LIBPAGER_RESERVE) of " + FormatSize(r));
+    return Status::Error(limit + ": " + FormatSize(memory_limit) + " is below the reserve of " + FormatSize(r) +
+                         " (raise the limit, or lower " + reserve_name + ")");
   }
   if (!(low_watermark > 0 && low_watermark < high_watermark && high_watermark <= 1)) {
-    return Status::Error("watermarks (LIBPAGER_LOW_WATERMARK, LIBPAGER_HIGH_WATERMARK): need 0 < low < high <= 1");
+    return Status::Error(name("LIBPAGER_LOW_WATERMARK") + ", " + name("LIBPAGER_HIGH_WATERMARK") +
+                         ": need 0 < low < high <= 1");
   }
   if (!(inactive_ratio > 0 && inactive_ratio < 0.5)) {
-    return Status::Error("inactive_ratio (LIBPAGER_INACTIVE_RATIO): need 0 < ratio < 0.5");
+    return Status::Error(name("LIBPAGER_INACTIVE_RATIO") + ": need 0 < ratio < 0.5");
   }
   if (readahead_pages == 0 || readahead_pages > 1024) {
-    return Status::Error("readahead_pages (LIBPAGER_READAHEAD): need 1..1024");
+    return Status::Error(name("LIBPAGER_READAHEAD") + ": need 1..1024");
+  }
+  if (prefetch_pages > 65536) {
+    return Status::Error(name("LIBPAGER_PREFETCH") + ": need 0..65536 (256 MiB)");
   }
   if (swap_max != 0 && swap_max < 256 * kPageSize) {
-    return Status::Error("swap_max (LIBPAGER_SWAP_MAX): " + FormatSize(swap_max) + " is below 1 MiB");
+    return Status::Error(name("LIBPAGER_SWAP_MAX") + ": " + FormatSize(swap_max) + " is below 1 MiB");
   }
-  return Status();
+  // Last, as it reads the machine: a limit the machine (or the cgroup) can
+  // never hold is a typo, and the pool is locked in every paged process.
+  return CheckFits(memory_limit, Reserve::LockedBytes(r, EffectiveSwap()), reserve != 0, ProcessMemoryBound(), limit,
+                   reserve_name);
 }
 
 }  // namespace pager

@@ -77,10 +77,7 @@ KernelFeatures ProbeKernelFeatures() {
 MemlockBudget ProbeMemlock(const Config& config) {
   MemlockBudget b;
   const uint64_t reserve = config.EffectiveReserve();
-  // The store's buffers size the arena (nfs://): ask the store, unstarted.
-  auto store = OpenStore(config.EffectiveSwap(), config.swap_max, config.connect_timeout_ms);
-  const uint64_t buffers = store.ok() ? (*store)->buffer_bytes(reserve) : 0;
-  b.locked_bytes = (reserve + kPageSize - 1) / kPageSize * kPageSize + Reserve::ArenaBytes(reserve, buffers);
+  b.locked_bytes = Reserve::LockedBytes(reserve, config.EffectiveSwap());
   rlimit lim{};
   b.rlimit_bytes = getrlimit(RLIMIT_MEMLOCK, &lim) != 0 ? 0 : lim.rlim_cur == RLIM_INFINITY ? UINT64_MAX : lim.rlim_cur;
   b.cap_ipc_lock = HasCapability(kCapIpcLock);

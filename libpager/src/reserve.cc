@@ -91,6 +91,13 @@ uint64_t Reserve::ArenaBytes(uint64_t bytes, uint64_t store_buffer_bytes) {
   return std::max({share, (store_buffer_bytes + kPageSize - 1) / kPageSize * kPageSize, kPageSize});
 }
 
+uint64_t Reserve::LockedBytes(uint64_t bytes, const std::string& location) {
+  // The store, built only to ask (no file, no connection before Start).
+  auto store = OpenStore(location, 0, 0);
+  const uint64_t buffers = store.ok() ? (*store)->buffer_bytes(bytes) : 0;
+  return (bytes + kPageSize - 1) / kPageSize * kPageSize + ArenaBytes(bytes, buffers);
+}
+
 Result<std::unique_ptr<Reserve>> Reserve::Create(uint64_t bytes, uint64_t arena_bytes) {
   uint64_t pages = (bytes + kPageSize - 1) / kPageSize;
   if (pages == 0) return Status::Error("reserve: size must be at least one page");

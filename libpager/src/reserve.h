@@ -24,9 +24,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "pager/status.h"
+#include "pager/store.h"
 #include "unique_fd.h"
 
 namespace pager {
@@ -67,6 +69,12 @@ class PageRuns {
 
 class Reserve {
  public:
+  // Bytes a pager with a reserve of `bytes` over swap `location` locks: its
+  // staging pages plus its arena's region (ArenaBytes, with the store's
+  // buffers for the pool in flight). What Config::Validate holds against the
+  // machine's memory, and pagerctl check against RLIMIT_MEMLOCK.
+  static uint64_t LockedBytes(uint64_t bytes, const std::string& location);
+
   // A pool of `bytes` (rounded up to pages) of staging pages, mapped,
   // pre-faulted and mlocked here, plus this pager's reserve arena of
   // `arena_bytes` (ArenaBytes). Where RLIMIT_MEMLOCK forbids the lock, the

@@ -27,9 +27,6 @@ namespace {
 static_assert(std::is_standard_layout_v<SegmentHeader> && std::is_standard_layout_v<StatsBlock>,
               "the segment is read by other processes: fixed layout only");
 
-constexpr uint32_t kStatsOffset = (sizeof(SegmentHeader) + 63) / 64 * 64;
-constexpr size_t kSegmentSize = kStatsOffset + sizeof(StatsBlock);
-
 std::atomic<uint32_t> g_next_index{0};
 
 // This process's segments. A forked child shares their lock (a flock
@@ -129,98 +126,18 @@ std::string OwnCommandLine() {
   return cmd;
 }
 
-// "libpager.<pid>.<n>" -> pid, or 0 if `name` is not a stats file's name.
-pid_t PidOfStatsName(const char* name) {
-  unsigned pid = 0, index = 0;
-  int end = 0;
-  if (sscanf(name, "libpager.%u.%u%n", &pid, &index, &end) != 2 || name[end] != '\0') return 0;
-  return static_cast<pid_t>(pid);
-}
-
-bool PidExists(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
-
-// Whether the writer still holds its lock. Takes the lock if it is free and
-// keeps it (the caller closes the fd).
-bool WriterHoldsLock(int fd) { return flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK; }
-
-Status ReadHeaderAndBlock(int fd, const std::string& path, PagedProcess* out) {
-  struct stat st;
-  if (fstat(fd, &st) != 0) return Status::FromErrno("stat " + path, errno);
-  if (static_cast<size_t>(st.st_size) < sizeof(SegmentHeader)) {
-    return Status::Error(path + ": not a libpager stats file (too short; still being created?)");
-  }
-  void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-  if (m == MAP_FAILED) return Status::FromErrno("mmap " + path, errno);
-  const auto* h = static_cast<const SegmentHeader*>(m);
-  Status s;
-  if (h->magic != kSegmentMagic) {
-    s = Status::Error(path + ": not a libpager stats file (bad magic)");
-  } else if (h->version != kSegmentVersion) {
-    s = Status::Error(path + ": stats layout version " + std::to_string(h->version) + ", this pagerctl reads " +
-                      std::to_string(kSegmentVersion) + " (use the pagerctl of that libpager)");
-  } else if (h->header_size != sizeof(SegmentHeader) || h->stats_size != sizeof(StatsBlock) ||
-             h->stats_offset != kStatsOffset || static_cast<size_t>(st.st_size) < kSegmentSize) {
-    s = Status::Error(path + ": stats layout sizes differ from this build's (same version, other build?)");
-  } else if (h->ready.load(std::memory_order_acquire) != 1) {
-    s = Status::Error(path + ": still being created");
-  } else {
-    out->path = path;
-    out->pid = h->pid;
-    out->index = h->index;
-    out->start_time = h->start_time;
-    out->created_unix_ms = h->created_unix_ms;
-    out->limit_bytes = h->limit_bytes;
-    out->reserve_bytes = h->reserve_bytes;
-    out->swap.assign(h->swap, strnlen(h->swap, sizeof h->swap));
-    out->features.assign(h->features, strnlen(h->features, sizeof h->features));
-    out->command.assign(h->cmdline, strnlen(h->cmdline, sizeof h->cmdline));
-    out->stats = ReadStatsBlock(*reinterpret_cast<const StatsBlock*>(static_cast<const char*>(m) + kStatsOffset));
-  }
-  munmap(m, static_cast<size_t>(st.st_size));
-  return s;
-}
-
-// Why the file's process is no longer its writer, or "" if it still is.
-// Called with `fd` open on the file; may take its lock.
-std::string StaleReason(int fd, pid_t pid, uint64_t start_time) {
-  if (!PidExists(pid)) return "process " + std::to_string(pid) + " is gone";
-  uint64_t now_start = ProcessStartTime(pid);
-  if (start_time != 0 && now_start != 0 && now_start != start_time) {
-    return "pid " + std::to_string(pid) + " now names another process";
-  }
-  if (!WriterHoldsLock(fd)) return "process " + std::to_string(pid) + " no longer runs its pager (exec'd)";
-  return "";
-}
-
 // Files of our pid that this process image did not make: left by the image
-// before an exec (or by an exit that skipped atexit). RemoveStaleStatsFile
-// spares our own live files (we hold their locks) and ones being created.
-void RemoveOwnLeftovers(const std::string& dir, pid_t me) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  std::vector<std::string> mine;
-  while (dirent* e = readdir(d)) {
-    if (PidOfStatsName(e->d_name) == me) mine.push_back(dir + "/" + e->d_name);
+// before an exec (or by an exit that skipped atexit). RemoveStaleStatsFileIn
+// spares our own live files (we hold their locks) and ones being created,
+// and never opens what is not a regular file (a FIFO would block the open,
+// and with it this program's start).
+void RemoveOwnLeftovers(const StatsDir& dir, pid_t me) {
+  for (const std::string& name : dir.Names()) {
+    if (PidOfStatsName(name) == me) (void)RemoveStaleStatsFileIn(dir, name);
   }
-  closedir(d);
-  for (const std::string& path : mine) (void)RemoveStaleStatsFile(path);
 }
 
 }  // namespace
-
-uint64_t ProcessStartTime(pid_t pid) {
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  // The command (field 2) may hold spaces and parentheses: fields resume
-  // after the last ')'. starttime is field 22, the 20th after it.
-  size_t p = stat.rfind(')');
-  if (p == std::string::npos) return 0;
-  const char* s = stat.c_str() + p + 1;
-  for (int field = 3; field < 22; field++) {
-    s = strchr(s + 1, ' ');
-    if (s == nullptr) return 0;
-  }
-  return strtoull(s + 1, nullptr, 10);
-}
 
 Stats ReadStatsBlock(const StatsBlock& block) {
   Stats s = block.Snapshot();
@@ -228,19 +145,22 @@ Stats ReadStatsBlock(const StatsBlock& block) {
   return s;
 }
 
-Result<std::unique_ptr<StatsSegment>> StatsSegment::Create(const std::string& dir, const Info& info) {
+Result<std::unique_ptr<StatsSegment>> StatsSegment::Create(const std::string& base, const Info& info) {
+  auto dir = StatsDir::OpenOwn(base);
+  if (!dir.ok()) return dir.status();
   std::unique_ptr<StatsSegment> seg(new StatsSegment());
   const uint32_t index = g_next_index.fetch_add(1);
   seg->owner_ = getpid();
-  seg->path_ = dir + "/libpager." + std::to_string(seg->owner_) + "." + std::to_string(index);
-  // O_NOFOLLOW and O_EXCL: /dev/shm is world-writable; never write through
-  // a link someone planted under our name.
-  int fd = open(seg->path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const std::string name = StatsFileName(seg->owner_, index);
+  seg->path_ = dir->path() + "/" + name;
+  // O_EXCL and O_NOFOLLOW: never write through whatever already has the name.
+  const int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = openat(dir->fd(), name.c_str(), flags, 0600);
   if (fd < 0 && errno == EEXIST) {
     // Our pid and index, not created by this process image: a dead
-    // process's, or our own from before an exec.
-    unlink(seg->path_.c_str());
-    fd = open(seg->path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    // process's, or our own from before an exec. The directory is ours.
+    unlinkat(dir->fd(), name.c_str(), 0);
+    fd = openat(dir->fd(), name.c_str(), flags, 0600);
   }
   if (fd < 0) return Status::FromErrno("stats file " + seg->path_, errno);
   seg->fd_ = fd;
@@ -282,7 +202,7 @@ Result<std::unique_ptr<StatsSegment>> StatsSegment::Create(const std::string& di
   seg->block_ = new (static_cast<char*>(m) + kStatsOffset) StatsBlock();
   h->ready.store(1, std::memory_order_release);
   Register(fd, m, seg->path_);
-  RemoveOwnLeftovers(dir, seg->owner_);
+  RemoveOwnLeftovers(*dir, seg->owner_);
   return seg;
 }
 
@@ -291,176 +211,6 @@ StatsSegment::~StatsSegment() {
   if (getpid() != owner_) return;  // a forked child's copy: the file is the parent's
   unlink(path_.c_str());
   if (fd_ >= 0 && (Unregister(fd_) || block_ == nullptr)) close(fd_);
-}
-
-// ---- Readers (pager/monitor.h) ---------------------------------------------
-
-std::string DefaultStatsDir() {
-  const char* d = getenv("LIBPAGER_STATS_DIR");
-  return d != nullptr && d[0] != '\0' ? d : "/dev/shm";
-}
-
-Result<PagedProcess> ReadPagedProcess(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno(path, errno);
-  PagedProcess p;
-  Status s = ReadHeaderAndBlock(fd.get(), path, &p);
-  if (!s.ok()) return s;
-  p.stale = !StaleReason(fd.get(), p.pid, p.start_time).empty();
-  return p;
-}
-
-namespace {
-
-// Names in `dir` for which `keep` returns true, sorted.
-Result<std::vector<std::string>> ListNames(const std::string& dir, bool (*keep)(const char*)) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return Status::FromErrno("directory '" + dir + "'", errno);
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    if (keep(e->d_name)) names.emplace_back(e->d_name);
-  }
-  closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool IsStatsName(const char* name) { return PidOfStatsName(name) != 0; }
-
-}  // namespace
-
-Result<std::vector<PagedProcess>> ListPagedProcesses(const std::string& dir, std::vector<std::string>* skipped) {
-  auto names = ListNames(dir, IsStatsName);
-  if (!names.ok()) return names.status();
-  std::vector<PagedProcess> out;
-  for (const std::string& n : *names) {
-    auto p = ReadPagedProcess(dir + "/" + n);
-    if (p.ok()) {
-      out.push_back(std::move(*p));
-    } else if (skipped != nullptr) {
-      skipped->push_back(p.status().message());
-    }
-  }
-  std::sort(out.begin(), out.end(), [](const PagedProcess& a, const PagedProcess& b) {
-    return a.pid != b.pid ? a.pid < b.pid : a.index < b.index;
-  });
-  return out;
-}
-
-namespace {
-
-// Why the stats file is stale, or "" if it is live or cannot be judged.
-std::string StatsFileStaleReason(int fd, const std::string& path, pid_t name_pid) {
-  PagedProcess p;
-  if (ReadHeaderAndBlock(fd, path, &p).ok()) return StaleReason(fd, p.pid, p.start_time);
-  // No readable header: being created, or its creator died first. Only the
-  // pid in the name can tell; a live one may still be writing it.
-  if (!PidExists(name_pid)) return "process " + std::to_string(name_pid) + " is gone (file never completed)";
-  return "";
-}
-
-}  // namespace
-
-Result<std::vector<Leftover>> FindStaleStatsFiles(const std::string& dir) {
-  auto names = ListNames(dir, IsStatsName);
-  if (!names.ok()) return names.status();
-  std::vector<Leftover> out;
-  for (const std::string& n : *names) {
-    std::string path = dir + "/" + n;
-    UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) continue;
-    pid_t pid = PidOfStatsName(n.c_str());
-    std::string why = StatsFileStaleReason(fd.get(), path, pid);
-    if (!why.empty()) out.push_back(Leftover{path, pid, why});
-  }
-  return out;
-}
-
-Result<bool> RemoveStaleStatsFile(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return errno == ENOENT ? Result<bool>(false) : Result<bool>(Status::FromErrno(path, errno));
-  size_t slash = path.rfind('/');
-  pid_t pid = PidOfStatsName(path.c_str() + (slash == std::string::npos ? 0 : slash + 1));
-  if (pid == 0) return Status::Error(path + ": not a libpager stats file name");
-  if (StatsFileStaleReason(fd.get(), path, pid).empty()) return false;
-  // Still the file we judged: a new process with this pid replaces a stale
-  // file by unlink + create, and its new file must survive.
-  struct stat a, b;
-  if (fstat(fd.get(), &a) != 0 || stat(path.c_str(), &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-    return false;
-  }
-  if (unlink(path.c_str()) != 0) return Status::FromErrno("unlink " + path, errno);
-  return true;
-}
-
-namespace {
-
-// libpager-<host>-<pid>-<n>.swap (file_store.cc); the host may hold '-'.
-bool ParseSwapName(const std::string& name, std::string* host, pid_t* pid) {
-  const std::string prefix = "libpager-", suffix = ".swap";
-  if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
-      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-    return false;
-  }
-  std::string mid = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-  size_t d2 = mid.rfind('-');
-  if (d2 == std::string::npos || d2 == 0) return false;
-  size_t d1 = mid.rfind('-', d2 - 1);
-  if (d1 == std::string::npos || d1 == 0) return false;
-  std::string p = mid.substr(d1 + 1, d2 - d1 - 1), n = mid.substr(d2 + 1);
-  if (p.empty() || n.empty() || p.find_first_not_of("0123456789") != std::string::npos ||
-      n.find_first_not_of("0123456789") != std::string::npos) {
-    return false;
-  }
-  *host = mid.substr(0, d1);
-  *pid = static_cast<pid_t>(strtol(p.c_str(), nullptr, 10));
-  return *pid > 0;
-}
-
-bool IsSwapName(const char* name) {
-  std::string host;
-  pid_t pid;
-  return ParseSwapName(name, &host, &pid);
-}
-
-// When `pid` started, in seconds since the epoch, or 0 if unknown.
-int64_t ProcessStartUnix(pid_t pid) {
-  uint64_t ticks = ProcessStartTime(pid);
-  std::string stat = ReadFile("/proc/stat");
-  size_t p = stat.find("\nbtime ");
-  if (ticks == 0 || p == std::string::npos) return 0;
-  long hz = sysconf(_SC_CLK_TCK);
-  return strtoll(stat.c_str() + p + 7, nullptr, 10) + static_cast<int64_t>(ticks / static_cast<uint64_t>(hz));
-}
-
-}  // namespace
-
-Result<std::vector<Leftover>> FindStaleSwapFiles(const std::string& dir) {
-  auto names = ListNames(dir, IsSwapName);
-  if (!names.ok()) return names.status();
-  char me[64] = "localhost";
-  gethostname(me, sizeof me - 1);
-  std::vector<Leftover> out;
-  for (const std::string& n : *names) {
-    std::string host;
-    pid_t pid = 0;
-    ParseSwapName(n, &host, &pid);
-    if (host != me) continue;  // another machine's, on a shared directory
-    std::string path = dir + "/" + n;
-    if (!PidExists(pid)) {
-      out.push_back(Leftover{path, pid, "process " + std::to_string(pid) + " is gone"});
-      continue;
-    }
-    // A reused pid: the file was born before the process that has the pid
-    // now (with a margin for btime's one-second granularity).
-    struct statx sx;
-    int64_t started = ProcessStartUnix(pid);
-    if (started != 0 && statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &sx) == 0 &&
-        (sx.stx_mask & STATX_BTIME) && sx.stx_btime.tv_sec + 2 < started) {
-      out.push_back(Leftover{path, pid, "pid " + std::to_string(pid) + " now names a process started after the file"});
-    }
-  }
-  return out;
 }
 
 }  // namespace pager

@@ -1,21 +1,31 @@
 // The pager's stats, published in a shared-memory file so that pagerctl can
 // read them from outside, even while the pager's thread is stuck on a dead
-// server: readers never ask the pager anything, they map the file.
+// server: readers never ask the pager anything, they read the file.
 //
-// One file per pager: <dir>/libpager.<pid>.<n> (dir: /dev/shm by default,
-// n: the pager's sequence number in its process), mode 0600, created with
-// O_EXCL. Its layout is a SegmentHeader at offset 0, then the StatsBlock at
-// header.stats_offset. The writer updates the block with relaxed atomic
-// stores (the block's atomics are lock-free, so address-free and valid
-// across processes); the header is written once, before `ready` is set with
-// a release store.
+// One file per pager: <base>/libpager-<uid>/libpager.<pid>.<n> (base:
+// /dev/shm by default; the per-user directory: stats_dir.h; n: the pager's
+// sequence number in its process), mode 0600, created O_EXCL|O_NOFOLLOW.
+// Its layout is a SegmentHeader at offset 0, then the StatsBlock at
+// header.stats_offset. The writer maps it and updates the block with relaxed
+// atomic stores (the block's atomics are lock-free, so address-free and
+// valid across processes); the header is written once, before `ready` is set
+// with a release store.
+//
+// Readers (stats_reader.cc) never map the file: whoever can write it can
+// truncate it under a mapping, and the reader dies of SIGBUS. They pread the
+// whole segment into a buffer and check it there.
 //
 // Liveness. The writer holds an exclusive flock on the file for its whole
 // life. The fd is close-on-exec, so the lock goes when the process dies or
-// execs without destroying its pager; a fork shares the lock, so the pid and
-// its start time are checked as well (a reused pid has another start time).
-// A file is stale when its lock is free, or its pid is gone, or the pid now
-// belongs to a process started at another time.
+// execs without destroying its pager (the pid and its start time do not
+// change across an exec, so only the lock can tell); a fork shares the lock,
+// so the pid and its start time are checked as well (a reused pid has
+// another start time). A file is stale when its lock is free, or its pid is
+// gone, or the pid now belongs to a process started at another time.
+//
+// Trust. A file speaks for the live process it names only if that process's
+// effective uid owns it (or root does), and its directory is that uid's
+// (stats_dir.h); anything else is a forgery and is skipped.
 #pragma once
 
 #include <sys/types.h>
@@ -27,12 +37,16 @@
 
 #include "pager/monitor.h"
 #include "pager/status.h"
+#include "process_id.h"
 #include "stats.h"
+#include "stats_dir.h"
 
 namespace pager {
 
 inline constexpr uint64_t kSegmentMagic = 0x5245474150424c4cull;  // "LLBPAGER" little-endian
-inline constexpr uint32_t kSegmentVersion = 1;
+// 2: files in per-user directories, read with pread; a reader requires the
+// header's start time to match the live process's.
+inline constexpr uint32_t kSegmentVersion = 2;
 
 struct SegmentHeader {
   uint64_t magic;
@@ -56,6 +70,9 @@ struct SegmentHeader {
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free,
               "shared counters must be lock-free to be address-free");
 
+inline constexpr uint32_t kStatsOffset = (sizeof(SegmentHeader) + 63) / 64 * 64;
+inline constexpr size_t kSegmentSize = kStatsOffset + sizeof(StatsBlock);
+
 // The writer's side: a pager's segment, removed by the destructor.
 class StatsSegment {
  public:
@@ -66,10 +83,12 @@ class StatsSegment {
     std::string features;
   };
 
-  // Creates <dir>/libpager.<pid>.<n>, locked, with the header filled in and
-  // a zeroed block. A stale file of the same name (a previous process with
-  // this pid) is replaced.
-  static Result<std::unique_ptr<StatsSegment>> Create(const std::string& dir, const Info& info);
+  // Creates <base>/libpager-<euid>/libpager.<pid>.<n>, locked, with the
+  // header filled in and a zeroed block. Fails, saying why, if the per-user
+  // directory is not this user's (see stats_dir.h). Whatever has the name
+  // already (a stale file of a previous process with this pid) is replaced,
+  // never opened.
+  static Result<std::unique_ptr<StatsSegment>> Create(const std::string& base, const Info& info);
   ~StatsSegment();
   StatsSegment(const StatsSegment&) = delete;
   StatsSegment& operator=(const StatsSegment&) = delete;
@@ -88,11 +107,13 @@ class StatsSegment {
   pid_t owner_ = 0;  // a forked child inherits the object but must not unlink
 };
 
-// The start time of `pid` (clock ticks after boot), or 0 if it is gone.
-uint64_t ProcessStartTime(pid_t pid);
-
 // The stats a reader shows: the block's counters, with the backend state
 // folded as Pager::GetStats folds it (a store's state first, then a pause).
 Stats ReadStatsBlock(const StatsBlock& block);
+
+// Removes `name` from `dir` if it is a stale stats file, re-checking under
+// its lock that it is still stale and still the same file. Never opens what
+// is not a regular file of the directory's owner. (stats_reader.cc)
+Result<bool> RemoveStaleStatsFileIn(const StatsDir& dir, const std::string& name);
 
 }  // namespace pager

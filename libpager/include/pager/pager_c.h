@@ -18,7 +18,7 @@ typedef struct {
   uint64_t memory_limit;     /* bytes; required */
   const char* swap;          /* dir, file:///dir, nfs://..., memory:; NULL = default */
   uint64_t swap_max;         /* bytes; 0 = no cap */
-  uint64_t reserve;          /* bytes; 0 = max(8 MiB, 1% of limit) */
+  uint64_t reserve;          /* bytes; 0 = 1% of limit, 8 MiB to 64 MiB */
   uint32_t readahead_pages;  /* 0 = default (64) */
   uint32_t connect_timeout_ms; /* 0 = default (10000) */
   const char* disable;       /* features to treat as absent; NULL = none */

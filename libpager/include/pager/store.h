@@ -27,6 +27,10 @@ struct StoreOp {
   uint64_t slot = 0;        // first slot of the run
   uint32_t pages = 0;       // run length
   std::byte* buf = nullptr; // pages * kPageSize bytes
+  // How many times the pager has submitted this op before (a read whose
+  // pages failed their check is read once more): a store with several
+  // copies of a slot reads another copy on a later attempt.
+  uint32_t attempt = 0;
   // Set by the store before completion: 0, or a positive errno. A short read
   // (slots past the end of the file) is EIO, never a silent zero page. A slot
   // inside the file that was never written reads as whatever is there (a
@@ -94,8 +98,17 @@ class PAGER_EXPORT Store {
     return 0;
   }
 
-  // Human-readable location, e.g. "file /var/tmp/libpager-host-123.swap".
+  // Human-readable location, e.g. "nfs 10.0.0.5:2049/export/libpager-....swap (v3, ...)".
   virtual std::string Describe() const = 0;
+
+  // The name of the swap file Start creates in the store's location, known
+  // from the store's creation on, if the file would outlive the process
+  // unless Stop removed it (a file on an NFS server). A process that never
+  // stops its store (the preload) hands the name to libpager-reaper before
+  // Start, and the reaper removes the file once the process is gone. Empty
+  // when nothing would be left behind: "memory:", or a local swap file,
+  // which is unlinked as soon as it is created.
+  virtual std::string swap_file_name() const { return {}; }
 };
 
 // Builds the store for a swap location:

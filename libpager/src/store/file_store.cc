@@ -1,9 +1,17 @@
 // Swap file on a local path. Two worker threads (one per core here) run
 // blocking pread/pwrite; reads are taken before queued writes so a fault
 // never waits behind write-back.
+//
+// The file is unlinked as soon as it is created and served through its fd:
+// nothing is left behind, whatever ends the process (exit, a crash,
+// SIGKILL, an exec: the fd is close-on-exec), and no other process can
+// reach the pages by name. A fork child's copy of the fd would keep the
+// blocks allocated for as long as the child lives, so the child lets go of
+// it at once (ReleaseInForkChild).
 #include "store/file_store.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +25,7 @@
 
 #include "log.h"
 #include "reserve_arena.h"
+#include "swap_file.h"
 #include "unique_fd.h"
 
 namespace pager {
@@ -30,7 +39,8 @@ class FileStore : public Store {
   Status Start(StoreListener* listener) override;
   void Submit(StoreOp* op) override;
   void Stop() override;
-  std::string Describe() const override { return "file " + path_; }
+  // As /proc/<pid>/fd shows it.
+  std::string Describe() const override { return "file " + path_ + " (deleted)"; }
 
  private:
   void Work();
@@ -48,17 +58,59 @@ class FileStore : public Store {
   std::vector<std::thread> workers_;
 };
 
-std::atomic<int> g_seq{0};
+// The swap fds of this process's file stores, for the fork handler, each
+// stored as fd + 1 (0: a free slot). Lock-free: a fork may come any time.
+constexpr int kMaxFiles = 64;
+std::atomic<int> g_swap_fds[kMaxFiles];
+pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+// In a fork child: each swap fd now refers to /dev/null. The number stays
+// taken, so the FileStore that owns it never closes someone else's fd.
+void ReleaseInForkChild() {
+  for (auto& slot : g_swap_fds) {
+    const int fd = slot.exchange(0) - 1;
+    if (fd < 0) continue;
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) {
+      dup3(null, fd, O_CLOEXEC);
+      close(null);
+    }
+  }
+}
+
+void RegisterSwapFd(int fd) {
+  pthread_once(&g_atfork_once, [] { pthread_atfork(nullptr, nullptr, ReleaseInForkChild); });
+  for (auto& slot : g_swap_fds) {
+    int free_slot = 0;
+    if (slot.compare_exchange_strong(free_slot, fd + 1)) return;
+  }
+  // More stores than slots: a fork child of this one keeps its blocks.
+}
+
+void UnregisterSwapFd(int fd) {
+  for (auto& slot : g_swap_fds) {
+    int mine = fd + 1;
+    if (slot.compare_exchange_strong(mine, 0)) return;
+  }
+}
 
 Status FileStore::Start(StoreListener* listener) {
   listener_ = listener;
-  char host[64] = "localhost";
-  gethostname(host, sizeof host - 1);
-  path_ = dir_ + "/libpager-" + host + "-" + std::to_string(getpid()) + "-" + std::to_string(g_seq++) + ".swap";
-  fd_ = UniqueFd(open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  Result<SwapFileName> name = NewSwapFileName();
+  if (!name.ok()) return name.status();
+  path_ = dir_ + "/" + name->ToString();
+  // O_EXCL with O_CREAT never follows a symlink at the name; O_NOFOLLOW
+  // says so too. The name is random: nobody can have squatted it.
+  fd_ = UniqueFd(open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd_.valid()) {
     return Status::FromErrno("swap directory '" + dir_ + "': cannot create swap file " + path_, errno);
   }
+  if (unlink(path_.c_str()) != 0) {
+    Status s = Status::FromErrno("swap directory '" + dir_ + "': cannot unlink new swap file " + path_, errno);
+    fd_.reset();
+    return s;
+  }
+  RegisterSwapFd(fd_.get());
   for (int i = 0; i < 2; i++) workers_.emplace_back([this] { Work(); });
   return Status();
 }
@@ -115,8 +167,8 @@ void FileStore::Stop() {
   for (auto& t : workers_) t.join();
   workers_.clear();
   if (fd_.valid()) {
+    UnregisterSwapFd(fd_.get());
     fd_.reset();
-    unlink(path_.c_str());
   }
 }
 

@@ -23,49 +23,10 @@ void IgnoreCb(int, nfs_context*, void*, void*) {}
 // The steps of Connect. `r` and `o` belong to the caller: see Connect.
 Status ConnectSteps(Conn& c, const ConnectSpec& spec, int* err, XferMax* max, SetupResult* r, SetupResult* o) {
   Teardown(c);
-  *err = 0;
   const UrlOptions& url = *spec.url;
-  c.nfs = nfs_init_context();
-  if (!c.nfs) {
-    *err = ENOMEM;
-    return Status::Error("nfs: nfs_init_context failed");
-  }
-  nfs_url* u = nfs_parse_url_dir(c.nfs, url.libnfs_url.c_str());
-  if (!u) {
-    *err = EINVAL;
-    return Status::Error("nfs url '" + url.libnfs_url + "': " + NfsErr(c.nfs));
-  }
-  std::string server = u->server, path = u->path;
-  nfs_destroy_url(u);
-  // We reconnect ourselves: libnfs's own reconnect would hide the break
-  // from us, and unstable writes must be resent after one.
-  nfs_set_autoreconnect(c.nfs, 0);
-  nfs_set_timeout(c.nfs, kIoTimeoutMs);
-  if (url.version == 4) {
-    // Two v4 contexts made in the same second share a client id unless named
-    // apart (the server then answers STALE_CLIENTID / OLD_STATEID).
-    nfs4_set_client_name(c.nfs, spec.client_name.c_str());
-  }
-
-  if (nfs_mount_async(c.nfs, server.c_str(), path.c_str(), SetupCb, r) != 0) {
-    *err = EIO;
-    return Status::Error("nfs: mount of " + url.Where() + ": " + NfsErr(c.nfs));
-  }
-  if (int e = RunUntil(c.nfs, &r->done, spec.deadline)) {
-    *err = e;
-    if (e == ETIMEDOUT)
-      return Status::Error("nfs: no answer from " + url.Where() + " within " + std::to_string(spec.timeout_ms) +
-                           " ms");
-    return Status::Error("nfs: cannot connect to " + url.Where() + ": " + NfsErr(c.nfs));
-  }
-  if (r->err < 0) {
-    *err = -r->err;
-    if (*err == ENOENT) *err = ENODEV;  // ENOENT is kept for "the swap file is gone"
-    // libnfs reports a failed RPC (a dropped connection) as -EFAULT: "Bad
-    // address" would send the reader after the wrong thing.
-    const std::string why = -r->err == EFAULT ? "" : " (" + ErrStr(-r->err) + ")";
-    return Status::Error("nfs: cannot mount " + url.Where() + ": " + r->msg + why);
-  }
+  Status s = Mount(&c.nfs, url, spec.client_name, spec.deadline, spec.timeout_ms, r, err);
+  if (!s.ok()) return s;
+  const std::string& path = url.path;
 
   const char* file = spec.file.c_str();
   int queued = spec.create ? nfs_create_async(c.nfs, file, O_RDWR | O_EXCL, 0600, SetupCb, o)
@@ -88,9 +49,9 @@ Status ConnectSteps(Conn& c, const ConnectSpec& spec, int* err, XferMax* max, Se
     return Status::Error("nfs: cannot " + what + " on " + url.Where() + ": " + o->msg + hint);
   }
   c.fh = static_cast<nfsfh*>(o->data);
+  const nfs_fh* fh = nfs_get_fh(c.fh);
+  c.raw_fh.assign(fh->val, fh->val + fh->len);
   if (url.version == 3) {
-    const nfs_fh* fh = nfs_get_fh(c.fh);
-    c.fh3.assign(fh->val, fh->val + fh->len);
     max->read = std::min<uint64_t>(kMaxXfer, nfs_get_readmax(c.nfs));
     max->write = std::min<uint64_t>(kMaxXfer, nfs_get_writemax(c.nfs));
     if (max->read < kPageSize) max->read = kPageSize;
@@ -106,6 +67,52 @@ Status ConnectSteps(Conn& c, const ConnectSpec& spec, int* err, XferMax* max, Se
 }  // namespace
 
 std::string ErrStr(int err) { return std::strerror(err); }
+
+Status Mount(nfs_context** out, const UrlOptions& url, const std::string& client_name, Clock::time_point deadline,
+             uint32_t timeout_ms, SetupResult* r, int* err) {
+  nfs_context* nfs = *out = nfs_init_context();
+  if (nfs == nullptr) {
+    *err = ENOMEM;
+    return Status::Error("nfs: nfs_init_context failed");
+  }
+  nfs_url* u = nfs_parse_url_dir(nfs, url.libnfs_url.c_str());
+  if (!u) {
+    *err = EINVAL;
+    return Status::Error("nfs url '" + url.libnfs_url + "': " + NfsErr(nfs));
+  }
+  std::string server = u->server, path = u->path;
+  nfs_destroy_url(u);
+  // We reconnect ourselves: libnfs's own reconnect would hide the break
+  // from us, and unstable writes must be resent after one.
+  nfs_set_autoreconnect(nfs, 0);
+  nfs_set_timeout(nfs, kIoTimeoutMs);
+  if (url.version == 4) {
+    // Two v4 contexts made in the same second share a client id unless named
+    // apart (the server then answers STALE_CLIENTID / OLD_STATEID).
+    nfs4_set_client_name(nfs, client_name.c_str());
+  }
+
+  if (nfs_mount_async(nfs, server.c_str(), path.c_str(), SetupCb, r) != 0) {
+    *err = EIO;
+    return Status::Error("nfs: mount of " + url.Where() + ": " + NfsErr(nfs));
+  }
+  if (int e = RunUntil(nfs, &r->done, deadline)) {
+    *err = e;
+    if (e == ETIMEDOUT)
+      return Status::Error("nfs: no answer from " + url.Where() + " within " + std::to_string(timeout_ms) + " ms");
+    return Status::Error("nfs: cannot connect to " + url.Where() + ": " + NfsErr(nfs));
+  }
+  if (r->err < 0) {
+    *err = -r->err;
+    if (*err == ENOENT) *err = ENODEV;  // ENOENT is kept for "the swap file is gone"
+    // libnfs reports a failed RPC (a dropped connection) as -EFAULT: "Bad
+    // address" would send the reader after the wrong thing.
+    const std::string why = -r->err == EFAULT ? "" : " (" + ErrStr(-r->err) + ")";
+    return Status::Error("nfs: cannot mount " + url.Where() + ": " + r->msg + why);
+  }
+  *err = 0;
+  return Status();
+}
 
 std::string NfsErr(nfs_context* nfs) {
   const char* e = nfs ? nfs_get_error(nfs) : nullptr;

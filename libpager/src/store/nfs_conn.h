@@ -1,8 +1,9 @@
 // One libnfs connection of the NFS store, and the RPC bookkeeping it
 // carries: the chunks of the store's ops, the calls on the wire, the writes
-// waiting for a COMMIT. Connecting (mount, then create or reopen the swap
-// file) and tearing down live here; queueing, dispatch and completions are
-// the store's (nfs_store.cc).
+// waiting for a COMMIT. Mounting (shared with nfs_swap_directory.cc),
+// connecting (mount, then create or reopen the swap file) and tearing down
+// live here; queueing, dispatch and completions are the store's
+// (nfs_store.cc, nfs_io.cc).
 //
 // A libnfs context is not thread-safe: everything here runs on the store's
 // I/O thread, or in Start before that thread serves anything.
@@ -77,7 +78,7 @@ struct Conn;
 // One RPC in flight. Owned by its connection's `calls`; the callback unlinks
 // and frees it, except while the connection is being torn down (`orphan`).
 struct Call {
-  enum Kind { kRead, kWrite, kCommit } kind;
+  enum Kind { kRead, kWrite, kCommit, kTouch } kind;
   NfsStore* store;
   Conn* conn;
   Chunk* chunk = nullptr;          // kRead, kWrite
@@ -89,7 +90,7 @@ struct Call {
 struct Conn {
   nfs_context* nfs = nullptr;
   nfsfh* fh = nullptr;
-  std::vector<char> fh3;           // v3 file handle for the raw RPCs
+  std::vector<char> raw_fh;        // the file handle, for raw RPCs (v3 I/O, the touch)
   std::unordered_set<Call*> calls;
   uint64_t write_bytes = 0;        // WRITE payload in flight
   int writes = 0;                  // WRITEs in flight
@@ -110,6 +111,15 @@ void SetupCb(int err, nfs_context*, void* data, void* priv);
 // Runs one context's event loop until *done: 0, or ETIMEDOUT at the
 // deadline, or another errno when the connection fails first.
 int RunUntil(nfs_context* nfs, const bool* done, Clock::time_point deadline);
+
+// Creates a context in *nfs and mounts `url` on it within `deadline`:
+// every option of the store's contexts (no libnfs auto-reconnect, the RPC
+// timeout, the v4 client name). On failure *err is the positive errno
+// (ETIMEDOUT past the deadline; ENODEV for a missing export) and *nfs, if
+// not null, is the caller's to destroy. `r` must outlive the context: a
+// call still pending when it is destroyed lands in it.
+Status Mount(nfs_context** nfs, const UrlOptions& url, const std::string& client_name, Clock::time_point deadline,
+             uint32_t timeout_ms, SetupResult* r, int* err);
 
 struct ConnectSpec {
   const UrlOptions* url;

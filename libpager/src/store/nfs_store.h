@@ -2,6 +2,7 @@
 // space with libnfs (no kernel NFS client, no mount).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -10,9 +11,17 @@
 namespace pager {
 
 // `url` is nfs://host[:port]/export/dir[?version=3|4&...] (libnfs syntax).
-// The store creates a uniquely named swap file (host and PID in the name,
-// exclusive create, mode 0600) in dir when started, and removes it at Stop.
+// The store picks a fresh random name for its swap file (swap_file.h,
+// swap_file_name()) at once; Start creates the file in dir, exclusively and
+// with mode 0600; Stop removes it. While connected, the
+// store sets the file's mtime every minute (see nfs_store_impl.h).
 Result<std::unique_ptr<Store>> OpenNfsStore(const std::string& url, uint64_t max_bytes,
                                             uint32_t connect_timeout_ms);
+
+namespace nfs {
+// Stores started after this call touch their file every `interval` instead
+// of every minute (tests).
+void SetTouchIntervalForTesting(std::chrono::milliseconds interval);
+}  // namespace nfs
 
 }  // namespace pager

@@ -29,8 +29,8 @@ Result<UrlOptions> ParseUrl(const std::string& url) {
       std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
       if (k == "conns") {
         o.conns = std::atoi(v.c_str());
-        if (o.conns < 1 || o.conns > 8)
-          return Status::Error("nfs url '" + url + "': conns=" + v + " must be 1..8");
+        if (o.conns < 1 || o.conns > kMaxConns)
+          return Status::Error("nfs url '" + url + "': conns=" + v + " must be 1.." + std::to_string(kMaxConns));
         continue;
       }
       if (k == "stable") {

@@ -8,6 +8,8 @@
 
 namespace pager::nfs {
 
+constexpr int kMaxConns = 8;  // conns=N takes 1..kMaxConns
+
 // Options of the URL that are ours, not libnfs's; libnfs rejects unknown
 // ones, so they are removed before it parses the rest.
 struct UrlOptions {
