@@ -204,6 +204,7 @@ int Main(int argc, char** argv) {
     base = static_cast<char*>(*m);
     const pager::Stats s = pager->GetStats();
     cell.Add("features", pager->Features()).Add("reserve_bytes", s.reserve_bytes);
+    cell.Add("encrypted", s.encrypted != 0).Add("prefetch_pages", static_cast<uint64_t>(cfg->prefetch_pages));
   } else {
     void* m = mmap(nullptr, region, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return args.Fail("mmap of --region failed");

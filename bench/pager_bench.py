@@ -17,8 +17,11 @@ Sections of a run, in order:
      limit x over bytes, unpaged (medians of 3), paged on each store, and
      (root only) plain memory in a memory cgroup with the kernel swapping to a
      swap file on /var/tmp or to zram; on each, the workloads of workloads.h;
-  3. real programs at 1/3 of their unpaged peak (harness/programs.py);
-  4. start-up of /bin/true (harness/startup.py);
+  3. pairs (harness/pairs.py): at the largest oversubscription, on the NFS
+     store (else the file store), encryption off and prefetch off against
+     the defaults, in alternating rounds;
+  4. real programs at 1/3 of their unpaged peak (harness/programs.py);
+  5. start-up of /bin/true (harness/startup.py);
 then the report (harness/report.py): tables on stdout, everything in JSON.
 """
 import argparse
@@ -36,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from harness import programs, report, startup  # noqa: E402
+from harness import pairs, programs, report, startup  # noqa: E402
 from harness.cells import Cell, CellRunner  # noqa: E402
 from harness.kernel import KernelSwap, Unavailable  # noqa: E402
 from harness.nfs import NfsServer  # noqa: E402
@@ -45,23 +48,23 @@ from harness.stores import Stores  # noqa: E402
 
 SOURCE = os.path.dirname(HERE)
 MIB = 1 << 20
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ALL_WORKLOADS = ["fill", "seq", "rand_read", "zipf", "rand_write", "mix1", "mix2", "mix4"]
 
 # Per mode: the limit, oversubscriptions, random accesses and seconds per
-# workload, unpaged repeats, A/B rounds for regions that fit, program
-# timeout, start-up repeats, and what runs.
+# workload, unpaged repeats, A/B rounds for regions that fit, rounds of the
+# setting pairs, program timeout, start-up repeats, and what runs.
 MODES = {
     "full": dict(limit=128 * MIB, over="0.5,1,2,4", ops=20000, max_seconds=3.0, repeat=3, twin_rounds=21,
-                 program_timeout=45,
+                 pair_rounds=3, program_timeout=45,
                  startup_runs=11, stores="memory,file,nfs", kernel="swapfile,zram",
                  programs="sort,python,sqlite,jvm_g1,jvm_parallel,node", program_stores="file,nfs"),
     "quick": dict(limit=32 * MIB, over="0.5,1,2,4", ops=4000, max_seconds=0.8, repeat=3, twin_rounds=9,
-                  program_timeout=20,
+                  pair_rounds=2, program_timeout=20,
                   startup_runs=5, stores="file,nfs", kernel="swapfile,zram", programs="sort,python,jvm_g1",
                   program_stores="file"),
     "smoke": dict(limit=8 * MIB, over="0.5,2", ops=200, max_seconds=0.2, repeat=1, twin_rounds=3,
-                  program_timeout=30,
+                  pair_rounds=1, program_timeout=30,
                   startup_runs=2, stores="memory,file", kernel="none", programs="sort", program_stores="file"),
 }
 
@@ -82,6 +85,7 @@ def parse_args(argv):
     p.add_argument("--kernel", help="kernel swap baselines: swapfile, zram, or none")
     p.add_argument("--programs", help="real programs (%s) or none" % ",".join(x.name for x in programs.PROGRAMS))
     p.add_argument("--program-stores", help="stores the programs are paged to (among --stores)")
+    p.add_argument("--pair-rounds", type=int, help="rounds of the encryption and prefetch pairs; 0 skips them")
     p.add_argument("--startup-runs", type=int, help="repeats of each start-up case; 0 skips them")
     p.add_argument("--limit", help="the memory limit, e.g. 128M")
     p.add_argument("--ops", type=int, help="random accesses per workload")
@@ -104,6 +108,7 @@ def parse_args(argv):
     args.ops = args.ops or d["ops"]
     args.max_seconds = args.max_seconds or d["max_seconds"]
     args.startup_runs = d["startup_runs"] if args.startup_runs is None else args.startup_runs
+    args.pair_rounds = d["pair_rounds"] if args.pair_rounds is None else args.pair_rounds
     args.repeat = d["repeat"]
     args.twin_rounds = d["twin_rounds"]
     for s in args.stores:
@@ -161,9 +166,10 @@ class Bench:
                          "workloads": args.workloads, "ops": args.ops, "max_seconds": args.max_seconds,
                          "kernel": args.kernel, "programs": args.programs, "program_stores": args.program_stores,
                          "startup_runs": args.startup_runs, "unpaged_runs": args.repeat,
+                         "pair_rounds": args.pair_rounds,
                          "twin_rounds": args.twin_rounds},
             "baselines": {"raw_io": {}, "kernel": {"skipped": None, "devices": {}}},
-            "cells": [], "programs": [], "startup": [], "targets": [],
+            "cells": [], "pairs": None, "programs": [], "startup": [], "targets": [],
         }
         self.kernel = None
         self.nfs = None
@@ -192,6 +198,7 @@ class Bench:
                 self.nfs = cleanup.enter_context(NfsServer(SOURCE))
             self.raw_baselines()
             self.run_cells()
+            self.run_pairs()
             self.run_programs()
             if a.startup_runs > 0:
                 log("start-up")
@@ -298,6 +305,22 @@ class Bench:
                 best = max(best, (c["reserve_bytes"] or 0) + meta)
         # No pager cell ran: the default reserve (pager.h), pool plus arena.
         return best or max(8 * MIB, self.args.limit // 100) * 8 // 5
+
+    # ------------------------------------------------------------ pairs
+
+    def run_pairs(self):
+        """Encryption and prefetch, each off against the defaults, at the
+        largest oversubscription, on the NFS store if it runs, else the file
+        store (harness/pairs.py)."""
+        a = self.args
+        store = next((s for s in ("nfs", "file") if s in self.stores()), None)
+        if a.pair_rounds <= 0 or store is None:
+            return
+        over = max(a.over)
+        self.doc["pairs"] = pairs.measure(self.cells, self.stores()[store], store=store, over=over,
+                                          region=int(a.limit * over) // 4096 * 4096, limit=a.limit,
+                                          server_pid=self.nfs.pid if store == "nfs" else None,
+                                          rounds=a.pair_rounds, log=log)
 
     # ------------------------------------------------------------ programs
 

@@ -19,10 +19,10 @@ BUILD = os.path.abspath(sys.argv[2])
 del sys.argv[1:3]
 
 TOP = ["schema_version", "command", "mode", "started_unix", "seconds", "machine", "settings", "baselines", "cells",
-       "programs", "startup", "targets"]
+       "pairs", "programs", "startup", "targets"]
 MACHINE = ["kernel", "cpus", "cpu_model", "mem_bytes", "loadavg_start", "loadavg_end"]
 SETTINGS = ["limit_bytes", "overs", "stores", "workloads", "ops", "max_seconds", "kernel", "programs",
-            "program_stores", "startup_runs", "unpaged_runs", "twin_rounds"]
+            "program_stores", "startup_runs", "unpaged_runs", "twin_rounds", "pair_rounds"]
 RAW = ["target", "file_bytes", "write_1m_gbps", "read_1m_gbps", "read_1m_server_cpu_s_per_gib", "read_4k_ops",
        "read_4k_iops", "read_4k_p50_us", "read_4k_p99_us"]
 CELL = ["backend", "over", "region_bytes", "limit_bytes", "runs", "error", "cgroup_limit_bytes", "oom_kills",
@@ -38,6 +38,9 @@ RATIOS = ["vs_unpaged", "vs_kernel_swapfile", "vs_kernel_zram", "vs_raw_1m_read"
 PROGRAM = ["program", "size", "runs", "skipped", "unpaged", "limit_bytes", "kernel_limit_bytes"]
 UNPAGED_PROGRAM = ["seconds", "runs", "max_rss_bytes", "cgroup_peak_bytes", "stdout_sha256"]
 PROGRAM_RUN = ["seconds", "timed_out", "status", "cpu_s", "max_rss_bytes", "output_identical", "stderr", "pager_stats"]
+PAIR = ["store", "over", "region_bytes", "limit_bytes", "rounds", "variants"]
+PAIR_FIGURES = ["gbps", "kops", "capped", "wrong_words", "miss_p50_us", "miss_p99_us", "fault_p50_us", "major_faults",
+                "pager_cpu_s_per_gib", "server_cpu_s_per_gib", "reserve_overflows"]
 STARTUP = ["what", "median_ms", "min_ms", "runs", "extra_ms", "vs_plain"]
 TARGET = ["target", "goal", "measured", "met"]
 WORKLOADS = ["fill", "seq", "rand_read", "zipf", "rand_write", "mix1", "mix2", "mix4"]
@@ -113,11 +116,33 @@ class SmokeRun(unittest.TestCase):
         self.assertTrue(run["output_identical"])
         self.assertTrue(run["pager_stats"], "LIBPAGER_STATS_AT_EXIT gave the pager's stats line")
 
+    def test_each_pair_differs_in_its_setting_alone(self):
+        p = self.doc["pairs"]
+        self.has(p, PAIR, "the pairs")
+        self.assertEqual(p["store"], "file", "without NFS the pairs run on the file store")
+        v = p["variants"]
+        self.assertEqual(list(v), ["default", "no-encryption", "no-prefetch"])
+        # What each pager reported it ran with, not what it was asked for.
+        self.assertEqual([(v[n]["encrypted"], v[n]["prefetch_pages"] > 0) for n in v],
+                         [(True, True), (False, True), (True, False)])
+        for name, variant in v.items():
+            self.assertIsNone(variant["error"], name)
+            self.assertEqual(variant["runs"], p["rounds"], name)
+            self.assertEqual(list(variant["workloads"]), ["fill", "seq", "rand_read"], name)
+            for runs in variant["workloads"].values():
+                self.assertEqual(len(runs), p["rounds"], name)
+                for f in runs:
+                    self.has(f, PAIR_FIGURES, name)
+                    self.assertEqual(f["wrong_words"], 0, name)
+            if name != "default":
+                self.assertIsInstance(variant["vs_default"]["seq"]["gbps"], float, name)
+
     def test_startup_rows_and_the_report(self):
         self.assertTrue(self.doc["startup"])
         for row in self.doc["startup"]:
             self.has(row, STARTUP, "a start-up row")
-        for title in ("### Throughput", "### Raw I/O baselines", "### Where the time goes", "### Real programs",
+        for title in ("### Throughput", "### Raw I/O baselines", "### Where the time goes", "### Settings off",
+                      "### Real programs",
                       "### Start-up", "### The issue's targets"):
             self.assertIn(title, self.bench.stdout)
 

@@ -60,11 +60,12 @@ class CellRunner:
         self.max_seconds = max_seconds
 
     def run(self, cell, *, swap=None, server_pid=None, cgroup=None, cgroup_budget=None, zram=None, twin_rounds=0,
-            env=None):
-        """Runs the cell once more, adding to its figures; returns it."""
+            env=None, workloads=None):
+        """Runs the cell once more (the run's workloads, or `workloads`), adding to its figures; returns it."""
+        workloads = workloads or self.workloads
         args = [self.binary, "--backend=" + ("pager" if cell.kind == "pager" else "unpaged"),
                 "--region=%d" % cell.region_bytes, "--limit=%d" % cell.limit_bytes,
-                "--workloads=" + ",".join(self.workloads), "--ops=%d" % self.ops,
+                "--workloads=" + ",".join(workloads), "--ops=%d" % self.ops,
                 "--max-seconds=%g" % self.max_seconds]
         if swap:
             args.append("--swap=" + swap)
@@ -78,7 +79,7 @@ class CellRunner:
             args.append("--twin-rounds=%d" % twin_rounds)
         # Each workload stops at max_seconds; the fill is not capped but moves
         # the region once. A cell past this is stuck, and is killed.
-        deadline = 120 + (len(self.workloads) + 1) * self.max_seconds * 4 * (1 + twin_rounds)
+        deadline = 120 + (len(workloads) + 1) * self.max_seconds * 4 * (1 + twin_rounds)
         lines, error = self._once(args, deadline, env)
         for line in lines:
             if line.get("type") == "cell":

@@ -6,6 +6,8 @@ docs/performance.md.
 Ratios are what to read: these machines are shared and noisy, so absolute
 numbers are there for reference only.
 """
+from harness import pairs as pairs_
+
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -192,6 +194,55 @@ def _rows(doc):
     return [(n, o) for n in names for o in overs]
 
 
+# (workload, figure of harness/pairs.py, label, raw baseline figure to divide by)
+PAIR_ROWS = [
+    ("fill", "gbps", "GB/s", None),
+    ("fill", "pager_cpu_s_per_gib", "pager CPU s/GiB moved", None),
+    ("seq", "gbps", "GB/s", "read_1m_gbps"),
+    ("seq", "fault_p50_us", "fault service p50 us", None),
+    ("seq", "major_faults", "major faults", None),
+    ("seq", "pager_cpu_s_per_gib", "pager CPU s/GiB moved", None),
+    ("rand_read", "miss_p50_us", "miss p50 us", "read_4k_p50_us"),
+    ("rand_read", "kops", "k accesses/s", None),
+    ("rand_read", "pager_cpu_s_per_gib", "pager CPU s/GiB moved", None),
+]
+
+
+def _pairs(doc):
+    p = doc["pairs"]
+    raw = doc["baselines"]["raw_io"].get("nfs" if p["store"] == "nfs" else "local") or {}
+    names = list(p["variants"])
+    out = ["\n### Settings off against the defaults: pager-%s at %gx, %d alternating rounds (ratio: median of "
+           "off / default within a round)\n" % (p["store"], p["over"], p["rounds"])]
+    header = ["workload", "figure", names[0]]
+    for name in names[1:]:
+        header += [name, "ratio"]
+    rows = []
+    for workload, key, label, raw_key in PAIR_ROWS:
+        med = {n: pairs_.medians(p["variants"][n], workload) for n in names}
+        if not med[names[0]]:
+            continue
+        row = [workload, label, _num(med[names[0]].get(key), "%.3g")]
+        for n in names[1:]:
+            ratio = (p["variants"][n]["vs_default"].get(workload) or {}).get(key)
+            row += [_num(med[n].get(key), "%.3g"), _num(ratio, "%.3gx")]
+        rows.append(row)
+        if raw_key and raw.get(raw_key):
+            row = [workload, label + " / raw " + ("1 MiB reads" if raw_key == "read_1m_gbps" else "4 KiB read p50"),
+                   _num(_ratio(med[names[0]].get(key), raw[raw_key]), "%.3gx")]
+            for n in names[1:]:
+                row += [_num(_ratio(med[n].get(key), raw[raw_key]), "%.3gx"), ""]
+            rows.append(row)
+    out.append(_table(header, rows))
+    wrong = sum(f["wrong_words"] for v in p["variants"].values() for runs in v["workloads"].values() for f in runs)
+    errors = ["%s: %s" % (n, v["error"]) for n, v in p["variants"].items() if v["error"]]
+    out.append("\n%s. Wrong words read: %d%s" % ("; ".join("%s: %s" % (n, " ".join("%s=%s" % kv for kv in
+                                                                                  v["env"].items()))
+                                                            for n, v in p["variants"].items()),
+                                                  wrong, "" if not errors else "; stopped: " + "; ".join(errors)))
+    return "\n".join(out)
+
+
 def render(doc):
     out = []
     s = doc["settings"]
@@ -290,6 +341,9 @@ def render(doc):
     wrong = sum(w["wrong_words"] for c in doc["cells"] for w in c["workloads"])
     errors = ["%s %gx: %s" % (c["backend"], c["over"], c["error"]) for c in doc["cells"] if c["error"]]
     out.append("\nwrong words read: %d%s" % (wrong, "" if not errors else "; cells stopped: " + "; ".join(errors)))
+
+    if doc.get("pairs"):
+        out.append(_pairs(doc))
 
     if doc["programs"]:
         out.append("\n### Real programs at 1/3 of their unpaged peak (x = time / unpaged time)\n")
