@@ -78,8 +78,10 @@ class CellRunner:
         if twin_rounds:
             args.append("--twin-rounds=%d" % twin_rounds)
         # Each workload stops at max_seconds; the fill is not capped but moves
-        # the region once. A cell past this is stuck, and is killed.
-        deadline = 120 + (len(workloads) + 1) * self.max_seconds * 4 * (1 + twin_rounds)
+        # the region once (a full run's cells take 10-40 s). A cell past this
+        # is stuck, and is killed: the pager lost a fault (seen at 1x over
+        # NFS, four threads waiting in handle_userfault, the pager idle).
+        deadline = 60 + (len(workloads) + 1) * self.max_seconds * 2 * (1 + twin_rounds)
         lines, error = self._once(args, deadline, env)
         for line in lines:
             if line.get("type") == "cell":
