@@ -3,10 +3,11 @@ directory of its own, a local one under /var/tmp or a new directory in the
 NFS export, removed afterwards with whatever a run killed at its deadline
 left in it.
 
-Why fresh: a swap file is named after its process's pid
-(libpager-HOST-PID-N.swap) and created exclusively, and pids wrap within a
-run (pid_max is 32768 here). A file left by a killed run made a later
-process with the same pid fail to start (NFS3ERR_EXIST, exit 127).
+Why fresh: a run killed at its deadline leaves its swap file behind (on NFS
+nothing of the killed process is left to remove it before libpager-reaper
+does), and each run's directory is removed whole. (Before swap files were
+named with random bits, a file named after a pid also blocked a later
+process with the same pid: NFS3ERR_EXIST, exit 127.)
 """
 import contextlib
 import os
