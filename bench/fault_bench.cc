@@ -9,7 +9,6 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -18,20 +17,18 @@
 
 #include "pager/pager.h"
 #include "store/memory_store.h"
+#include "timing.h"
 #include "uffd.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+using bench::Clock;
+using bench::SecondsSince;
 
 // Median of three runs of fn, in seconds.
 template <class Fn>
 double Median3(Fn fn) {
-  double t[3];
-  for (double& x : t) x = fn();
-  std::sort(t, t + 3);
-  return t[1];
+  return bench::MedianOf(3, fn);
 }
 
 double KernelFirstTouch(size_t pages) {
@@ -40,7 +37,7 @@ double KernelFirstTouch(size_t pages) {
     madvise(p, pages * 4096, MADV_NOHUGEPAGE);
     auto t0 = Clock::now();
     for (size_t i = 0; i < pages; i++) p[i * 4096] = 1;
-    double s = Seconds(t0);
+    double s = SecondsSince(t0);
     munmap(p, pages * 4096);
     return s;
   });
@@ -51,7 +48,7 @@ double Memcpy(size_t pages) {
   return Median3([&] {
     auto t0 = Clock::now();
     memcpy(b.data(), a.data(), a.size());
-    return Seconds(t0);
+    return SecondsSince(t0);
   });
 }
 
@@ -77,7 +74,7 @@ double PagerFirstTouch(size_t pages, bool random) {
     auto* p = static_cast<char*>(*pg->Map(pages * 4096));
     auto t0 = Clock::now();
     for (size_t i : order) p[i * 4096] = 1;
-    return Seconds(t0);
+    return SecondsSince(t0);
   });
 }
 
@@ -95,7 +92,7 @@ double PagerSwapIn(size_t pages, bool random) {
     volatile char sink = 0;
     auto t0 = Clock::now();
     for (size_t i : order) sink = sink + p[i * 4096];
-    return Seconds(t0);
+    return SecondsSince(t0);
   });
 }
 
@@ -107,7 +104,7 @@ double PagerEvictingWrites(size_t pages) {
     auto* p = static_cast<char*>(*pg->Map(pages * 4096));
     auto t0 = Clock::now();
     for (size_t i = 0; i < pages; i++) memset(p + i * 4096, static_cast<int>(i) | 1, 4096);
-    return Seconds(t0);
+    return SecondsSince(t0);
   });
 }
 
@@ -130,7 +127,7 @@ void InstallCosts(size_t pages, size_t run, double* copy_s, double* move_s) {
     uffd->Register(dst, len);
     auto t0 = Clock::now();
     for (size_t i = 0; i < pages; i += run) uffd->Copy(reinterpret_cast<uintptr_t>(dst + i * 4096), src + i * 4096, run);
-    double s = Seconds(t0);
+    double s = SecondsSince(t0);
     uffd->Unregister(dst, len);  // its uffd has events: an unmap would wait for a reader
     munmap(dst, len);
     return s;
@@ -144,7 +141,7 @@ void InstallCosts(size_t pages, size_t run, double* copy_s, double* move_s) {
     for (size_t i = 0; i < pages; i += run) {
       staging->Move(reinterpret_cast<uintptr_t>(dst + i * 4096), reinterpret_cast<uintptr_t>(from + i * 4096), run);
     }
-    double s = Seconds(t0);
+    double s = SecondsSince(t0);
     munmap(dst, len);
     munmap(from, len);
     return s;

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -21,10 +20,12 @@
 
 #include "../tests/nfs_server.h"
 #include "store/nfs_store.h"
+#include "timing.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::SecondsSince;
 using pager::kPageSize;
 using pager::Store;
 using pager::StoreOp;
@@ -90,7 +91,7 @@ double RunStore(Store* s, Waiter* waiter, const Work& w) {
       s->Submit(op);
     }
   }
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  return SecondsSince(t0);
 }
 
 // Seconds for `w` with pread/pwrite on a local file (QD 1: it is
@@ -107,14 +108,14 @@ double RunLocal(int fd, const Work& w) {
     if (r != static_cast<ssize_t>(buf.size())) std::exit(1);
   }
   if (w.kind == StoreOp::Kind::kWrite) fdatasync(fd);
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  return SecondsSince(t0);
 }
 
 double MemcpyGBs() {
   std::vector<char> a(256 << 20, 1), b(256 << 20);
   auto t0 = Clock::now();
   for (int i = 0; i < 4; i++) std::memcpy(b.data(), a.data(), a.size());
-  double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  double s = SecondsSince(t0);
   return 4.0 * a.size() / s / 1e9;
 }
 

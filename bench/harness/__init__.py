@@ -1,0 +1,1 @@
+"""The bench harness behind scripts/bench.sh: see bench/pager_bench.py."""
