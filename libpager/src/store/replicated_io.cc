@@ -82,7 +82,8 @@ void ReplicatedStore::Orphan(ChildOp* c) {
 // Late: its oldest request has waited twice as long as a read may before it
 // is hedged. New reads go to the other copy meanwhile.
 bool ReplicatedStore::Late(const Server& s, uint64_t now) const {
-  return s.oldest != nullptr && now - s.oldest->issued_ns > 2 * s.health.hedge_after_ns();
+  // `now` may predate the request: it is read once per turn of the loop.
+  return s.oldest != nullptr && now > s.oldest->issued_ns + 2 * s.health.hedge_after_ns();
 }
 
 // ---- accepting the pager's ops ----------------------------------------------------------
@@ -113,6 +114,7 @@ void ReplicatedStore::Accept(StoreOp* op) {
     done += p.pages;
   }
   a->left = a->pieces;
+  if (!write && a->pieces == 2) a->read_server = CommonServer(*a, NowNs());
   a->next = active_;
   if (active_ != nullptr) active_->prev = a;
   active_ = a;
@@ -150,8 +152,40 @@ void ReplicatedStore::Dispatch(uint64_t now) {
 
 // ---- reads ------------------------------------------------------------------------------------
 
+int ReplicatedStore::ReadRank(const Server& s, uint64_t now) const {
+  return s.health.down() ? 2 : s.health.degraded() || Late(s, now) ? 1 : 0;
+}
+
+uint64_t ReplicatedStore::ReadCost(const Server& s, uint64_t now) const {
+  return (s.health.read_estimate_ns(now) + 1) * (1 + s.outstanding_ops);
+}
+
+// The pager retries a whole op when one of its pages fails its check
+// (StoreOp::attempt), and each piece then asks its other copy. If the
+// pieces had been read from different servers, the piece that was good
+// would come from its other copy, which may be the bad one: so both pieces
+// are read from one server when a server holds both extents (two servers,
+// or three with two copies, always share one). A retry then leaves that
+// server for both.
+uint8_t ReplicatedStore::CommonServer(const Parent& a, uint64_t now) const {
+  const Extent* x = map_.Find(a.piece[0].extent);
+  const Extent* y = map_.Find(a.piece[1].extent);
+  if (x == nullptr || y == nullptr) return kNoServer;
+  uint8_t best = kNoServer;
+  for (uint8_t sv : x->server) {
+    if (sv == kNoServer || y->SlotOf(sv) < 0) continue;
+    const Server& s = *servers_[sv];
+    if (best == kNoServer || ReadRank(s, now) < ReadRank(*servers_[best], now) ||
+        (ReadRank(s, now) == ReadRank(*servers_[best], now) && ReadCost(s, now) < ReadCost(*servers_[best], now))) {
+      best = sv;
+    }
+  }
+  return best;
+}
+
 // The copy to ask: one not asked yet, on the server expected to answer
-// first: answering before late or reconnecting before down, then the lowest
+// first: answering before late or reconnecting before down, then the
+// server shared with the op's other piece (CommonServer), then the lowest
 // latency estimate times the requests it already has. A retry of a read
 // whose bytes failed the pager's check (attempt > 0) asks the other copy
 // than the one that answered last, whatever their health.
@@ -167,8 +201,8 @@ int ReplicatedStore::ChooseReadSlot(const Piece& p, uint64_t now) const {
     const uint8_t sv = x->server[slot];
     if (sv == kNoServer || ((p.tried >> slot) & 1)) continue;
     const Server& s = *servers_[sv];
-    const int rank = slot == avoid ? 3 : s.health.down() ? 2 : s.health.degraded() || Late(s, now) ? 1 : 0;
-    const uint64_t cost = (s.health.read_estimate_ns() + 1) * (1 + s.outstanding_ops);
+    const int rank = slot == avoid ? 3 : ReadRank(s, now);
+    const uint64_t cost = sv == p.parent->read_server && p.parent->op->attempt == 0 ? 0 : ReadCost(s, now);
     if (best == kNoneLeft || rank < best_rank || (rank == best_rank && cost < best_cost)) {
       best = slot, best_rank = rank, best_cost = cost;
     }

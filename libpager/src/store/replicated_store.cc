@@ -205,18 +205,18 @@ void ReplicatedStore::HandleCompleted(ChildOp* c, uint64_t now) {
   s.health.OnAnswer(now);
   const bool read = c->purpose == ChildOp::Purpose::kRead || c->purpose == ChildOp::Purpose::kCopyRead;
   const uint64_t bytes = uint64_t{c->io.pages} * kPageSize;
-  const uint64_t latency = now - c->issued_ns;
+  const uint64_t latency = now > c->issued_ns ? now - c->issued_ns : 0;
   ServerStatsBlock& st = *s.stats;
   (read ? st.reads : st.writes).fetch_add(1, std::memory_order_relaxed);
   if (c->io.error != 0) {
     st.errors.fetch_add(1, std::memory_order_relaxed);
-    PAGER_LOG_WARN_EVERY(10, "server %s: %s of %u pages at slot %lu failed: %s", s.name.c_str(),
+    if (!c->orphan) PAGER_LOG_WARN_EVERY(10, "server %s: %s of %u pages at slot %lu failed: %s", s.name.c_str(),
                          read ? "read" : "write", c->io.pages, static_cast<unsigned long>(c->io.slot),
                          strerror(c->io.error));
   } else {
     (read ? st.bytes_read : st.bytes_written).fetch_add(bytes, std::memory_order_relaxed);
     st.RecordLatency(latency);
-    if (read) s.health.OnReadLatency(latency);
+    if (read) s.health.OnReadLatency(latency, now);
   }
   if (c->piece != nullptr) {
     if (c->purpose == ChildOp::Purpose::kRead) {

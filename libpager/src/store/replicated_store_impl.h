@@ -111,6 +111,9 @@ struct Parent {
   Piece piece[2];
   uint8_t pieces = 0;
   uint8_t left = 0;  // pieces not done
+  // A read of two pieces: a server holding both extents, asked first for
+  // both (kNoServer: none). See ReplicatedStore::CommonServer.
+  uint8_t read_server = kNoServer;
   Parent* prev = nullptr;
   Parent* next = nullptr;  // the active list
 };
@@ -224,6 +227,12 @@ class ReplicatedStore final : public Store {
   // The copy slot a read of `p` should ask now, or -1 (none left to ask,
   // or its server's window is full).
   int ChooseReadSlot(const Piece& p, uint64_t now) const;
+  // For a read of two pieces, a server holding a copy of both, or kNoServer.
+  uint8_t CommonServer(const Parent& a, uint64_t now) const;
+  // How a server ranks for a read now: answering, then late or reconnecting,
+  // then down (lower is better); and its expected cost within a rank.
+  int ReadRank(const Server& s, uint64_t now) const;
+  uint64_t ReadCost(const Server& s, uint64_t now) const;
   bool IssueRead(Piece* p, int slot, uint64_t now);
   void Hedge(uint64_t now);
   void OnReadDone(Piece* p, ChildOp* c);

@@ -15,7 +15,8 @@ void ServerHealth::OnStoreState(BackendState s, uint64_t now_ns) {
   store_state_ = s;
 }
 
-void ServerHealth::OnReadLatency(uint64_t latency_ns) {
+void ServerHealth::OnReadLatency(uint64_t latency_ns, uint64_t now_ns) {
+  last_sample_ns_ = now_ns;
   if (srtt_ns_ == 0) {
     srtt_ns_ = latency_ns;
     rttvar_ns_ = latency_ns / 2;
@@ -33,9 +34,9 @@ uint64_t ServerHealth::hedge_after_ns() const {
 
 bool ServerHealth::Update(uint64_t now_ns, uint64_t timeout_ns, uint64_t oldest_issue_ns, uint64_t orphans) {
   if (!down_) {
-    const bool unreachable = store_state_ != BackendState::kOk && now_ns - store_state_since_ns_ >= timeout_ns;
-    const bool silent =
-        oldest_issue_ns != 0 && now_ns - std::max(last_answer_ns_, oldest_issue_ns) >= timeout_ns;
+    // Times compared by sum: an answer or a request may be stamped after `now_ns`.
+    const bool unreachable = store_state_ != BackendState::kOk && now_ns >= store_state_since_ns_ + timeout_ns;
+    const bool silent = oldest_issue_ns != 0 && now_ns >= std::max(last_answer_ns_, oldest_issue_ns) + timeout_ns;
     if (!file_lost_ && !unreachable && !silent) return false;
     down_ = true;
     down_since_ns_ = now_ns;

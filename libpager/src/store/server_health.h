@@ -36,6 +36,7 @@ namespace pager::replicated {
 inline constexpr uint64_t kMinHedgeNs = 10'000'000;     // 10 ms
 inline constexpr uint64_t kMaxHedgeNs = 1'000'000'000;  // 1 s
 inline constexpr uint64_t kRefusalNs = 10'000'000'000;  // 10 s
+inline constexpr uint64_t kStaleNs = 1'000'000'000;     // 1 s
 
 class ServerHealth {
  public:
@@ -54,13 +55,17 @@ class ServerHealth {
   // extent and no copy, so that a dropped copy is not made again there.
   void OnWriteRefused(uint64_t now_ns) { refused_until_ns_ = now_ns + kRefusalNs; }
   bool refusing(uint64_t now_ns) const { return now_ns < refused_until_ns_; }
-  // A read answered after `latency_ns`.
-  void OnReadLatency(uint64_t latency_ns);
+  // A read answered after `latency_ns`, at `now_ns`.
+  void OnReadLatency(uint64_t latency_ns, uint64_t now_ns);
 
   // How long a read may go unanswered before it is late.
   uint64_t hedge_after_ns() const;
-  // The estimate reads are routed by (lower is better), in nanoseconds.
-  uint64_t read_estimate_ns() const { return srtt_ns_; }
+  // The estimate reads are routed by (lower is better), in nanoseconds: 0
+  // when it has no recent sample (kStaleNs), so that a server once slow is
+  // asked again and its estimate renewed rather than shunned for good.
+  uint64_t read_estimate_ns(uint64_t now_ns) const {
+    return now_ns > last_sample_ns_ + kStaleNs ? 0 : srtt_ns_;
+  }
 
   // Applies the "gone" and "back" rules at `now_ns`. `oldest_issue_ns`: the
   // issue time of its oldest outstanding request, 0 if none; `orphans`:
@@ -76,6 +81,7 @@ class ServerHealth {
   uint64_t last_answer_ns_ = 0;
   uint64_t refused_until_ns_ = 0;
   uint64_t srtt_ns_ = 0;    // 0: no sample yet
+  uint64_t last_sample_ns_ = 0;
   uint64_t rttvar_ns_ = 0;
 };
 
