@@ -643,6 +643,42 @@ TEST_P(SwapFileNfs, ForkChildDoesNotKeepItsParentsSwapFile) {
 INSTANTIATE_TEST_SUITE_P(, SwapFileNfs, ::testing::Values("nfs3", "nfs4"),
                          [](const auto& info) { return info.param; });
 
+// Several servers (docs/servers.md): each holds a file of the same name, and
+// the reaper removes them all, whether the program exits or is killed.
+TEST_F(SwapFileLifetime, ServersOfAListAreAllLeftWithoutASwapFile) {
+  pager::testing::NfsServer other;
+  ASSERT_TRUE(other.Start()) << other.error();
+  std::string dir;
+  const std::string swap = Swap("nfs3", &dir) + "," + other.url();
+  {
+    std::ofstream(work_.path() + "/w.py") << kWorkPy;
+  }
+  const std::string py = "python3 " + work_.path() + "/w.py";
+  RunResult plain = RunCommand(py, {}, false);
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  RunResult r = RunCommand(py, Paged(swap));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, plain.out) << r.err;
+  ExpectPaged(r, Busiest(r));
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+  EXPECT_EQ(SwapFilesLeftAfter(other.export_dir(), std::chrono::seconds(20)), std::vector<std::string>{});
+
+  Running run = StartCommand("exec python3 -c 'import time\na = bytearray(48 << 20)\n"
+                             "for i in range(0, len(a), 4096): a[i] = 1\nprint(\"ready\", flush=True)\n"
+                             "time.sleep(600)'",
+                             Paged(swap));
+  const std::string out = run.dir->path() + "/out";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (ReadAll(out) != "ready\n" && std::chrono::steady_clock::now() < deadline) usleep(20000);
+  ASSERT_EQ(ReadAll(out), "ready\n") << ReadAll(run.dir->path() + "/err");
+  ASSERT_EQ(SwapFilesIn(dir).size(), 1u);
+  ASSERT_EQ(SwapFilesIn(other.export_dir()), SwapFilesIn(dir)) << "each server holds the file, under one name";
+  kill(run.pid, SIGKILL);
+  FinishCommand(run);
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+  EXPECT_EQ(SwapFilesLeftAfter(other.export_dir(), std::chrono::seconds(20)), std::vector<std::string>{});
+}
+
 class SwapFileAnyStore : public SwapFileLifetime, public ::testing::WithParamInterface<std::string> {};
 
 // Issue 9 (5): the preload removed every libpager-*.swap holding
