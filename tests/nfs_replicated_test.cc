@@ -113,6 +113,7 @@ TEST_F(ThreeServers, OneServerKilledForGoodLosesNothingAndEveryPageGetsTwoCopies
   EXPECT_EQ(s.io_errors, 0u);
   EXPECT_EQ(s.checksum_failures, 0u);
   EXPECT_EQ(s.eviction_pauses, 0u);
+  EXPECT_EQ(s.reserve_overflows, 0u) << "the reserve arena (" << s.reserve_arena_bytes << " B in use) overflowed";
   EXPECT_GT(s.servers[0].bytes_written + s.servers[2].bytes_written, 0u);
   printf("%llu ops, %llu written, %llu bytes copied again; server latency p99: %.0f / %.0f us\n",
          static_cast<unsigned long long>(h.ops()), static_cast<unsigned long long>(s.evictions_written),

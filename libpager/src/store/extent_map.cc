@@ -31,8 +31,7 @@ void ExtentMap::Place(uint64_t e, const Usability* usability) {
   Extent& x = At(e);
   for (int copy = 0; copy < replicas_; copy++) {
     int best = -1;
-    for (int k = 0; k < servers_; k++) {
-      const int s = (cursor_ + k) % servers_;
+    for (int s = 0; s < servers_; s++) {
       if (x.SlotOf(s) >= 0) continue;
       if (best < 0 || usability[s] < usability[best] ||
           (usability[s] == usability[best] && extents_on_[s] < extents_on_[best])) {
@@ -46,7 +45,6 @@ void ExtentMap::Place(uint64_t e, const Usability* usability) {
     if (best < 0 || (copy > 0 && usability[best] != Usability::kGood)) break;
     SetServer(x, copy, static_cast<uint8_t>(best));
   }
-  cursor_ = (cursor_ + 1) % servers_;
 }
 
 void ExtentMap::AddCopy(uint64_t e, int s) {

@@ -6,7 +6,8 @@
 // that server's swap file (the files are sparse: an extent takes room only on
 // the servers that hold it). An extent is placed when it is first written, on
 // `replicas` servers: the usable ones with the fewest extents, so that
-// servers fill evenly and consecutive extents stripe across them.
+// servers fill evenly, a server back from an outage catches up, and
+// consecutive extents stripe across them.
 //
 // Owned by the store's coordinating thread (replicated_store_impl.h); not
 // thread-safe. Grows with the swap in use, from metadata memory (meta_alloc.h).
@@ -67,10 +68,10 @@ class ExtentMap {
   Extent& At(uint64_t e);
 
   // Places an extent that has no copy on min(replicas, servers) servers:
-  // the best usable ones (`usability[s]`), with the fewest extents, ties
-  // broken by a rotating cursor so that consecutive extents land on other
-  // servers. Copies after the first go to good servers only: with none left
-  // the extent starts under-replicated.
+  // the best usable ones (`usability[s]`), with the fewest extents (so that
+  // consecutive extents land on other servers), ties broken by the order of
+  // the list. Copies after the first go to good servers only: with none
+  // left the extent starts under-replicated.
   void Place(uint64_t e, const Usability* usability);
 
   // Adds a copy on server `s` to a placed extent with a free slot.
@@ -108,7 +109,6 @@ class ExtentMap {
   std::vector<Extent, MetaAllocator<Extent>> extents_;
   uint64_t extents_on_[kMaxServers] = {};
   uint64_t under_replicated_pages_ = 0;
-  int cursor_ = 0;  // Place's tie-breaker
 };
 
 }  // namespace pager::replicated
