@@ -614,10 +614,12 @@ TEST_F(ReplicatedStoreTest, BufferBytesAreBoundedByTheWindows) {
 // limit (so eviction writes and faults read all the time) while one server
 // stalls mid-run and never answers again. Every byte is checked, and the
 // extents that lost a copy are copied to the third server.
-TEST(ReplicatedPager, HammerWithAServerStalledForGoodLosesNothing) {
+class ReplicatedPager : public ::testing::TestWithParam<int> {};
+
+TEST_P(ReplicatedPager, HammerWithAServerStalledForGoodLosesNothing) {
   constexpr uint64_t kLimit = 256;
   constexpr size_t kPages = kLimit * 8;
-  constexpr int kThreads = 4;
+  const int kThreads = GetParam();
   std::vector<replicated::ServerStore> children;
   std::vector<FaultyStore*> faulty;
   for (int i = 0; i < 3; i++) {
@@ -659,6 +661,10 @@ TEST(ReplicatedPager, HammerWithAServerStalledForGoodLosesNothing) {
          static_cast<unsigned long long>(s.evictions_written), static_cast<unsigned long long>(s.rereplicated_bytes));
   ASSERT_TRUE(pager.Unmap(*mem, kPages * kPageSize).ok());
 }
+
+// One thread first: the scaffolding without races.
+INSTANTIATE_TEST_SUITE_P(Threads, ReplicatedPager, ::testing::Values(1, 4),
+                         [](const auto& info) { return std::to_string(info.param); });
 
 }  // namespace
 }  // namespace pager::testing
