@@ -154,6 +154,7 @@ std::string ProcessJson(const PagedProcess& p, const Rates* rates) {
                          .str());
   o.Raw("store", Obj()
                      .Str("state", pager::BackendStateName(s.backend))
+                     .Bool("encrypted", s.encrypted)
                      .Bool("eviction_paused", s.eviction_paused)
                      .Num("eviction_pauses", s.eviction_pauses)
                      .Num("bytes_read", s.bytes_read)
@@ -357,6 +358,7 @@ void PrintHuman(const PagedProcess& p, const Rates& r) {
   auto n = [](uint64_t v) { return std::to_string(v); };
   printf("pid %s: %s\n", Id(p).c_str(), p.command.c_str());
   line("swap", p.swap);
+  line("pages in store", s.encrypted ? "encrypted and authenticated (AES-256-GCM)" : "in clear, checksummed (XXH3-64)");
   line("features", p.features);
   char pct[32];
   snprintf(pct, sizeof pct, " (%.0f%%)",

@@ -271,6 +271,8 @@ pager::Result<std::string> MetricsText(const std::string& stats_dir) {
            "(writes fail or the store is full; eviction is paused).",
            "state", {"ok", "reconnecting", "paused"},
            [](P p, const std::string& k) { return uint64_t{k == pager::BackendStateName(p.stats.backend)}; });
+  e.Each("libpager_encrypted", "gauge", "1 when pages are encrypted and authenticated in the store.",
+         [](P p) { return uint64_t{p.stats.encrypted}; });
   e.Each("libpager_eviction_paused", "gauge", "1 while eviction is paused.",
          [](P p) { return uint64_t{p.stats.eviction_paused}; });
   e.Each("libpager_eviction_pauses_total", "counter", "Times eviction was paused.",

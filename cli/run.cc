@@ -167,6 +167,7 @@ std::string OptionFor(const std::string& variable) {
       {"LIBPAGER_SWAP", "--swap"},
       {"LIBPAGER_REPLICAS", "--replicas"},
       {"LIBPAGER_SERVER_TIMEOUT", "--server-timeout"},
+      {"LIBPAGER_PREFETCH", "--prefetch"},
   };
   for (const auto& [var, option] : kOptions) {
     if (variable == var) return option;
@@ -195,10 +196,17 @@ int Run(const std::vector<std::string>& args) {
       ("reserve", po::value<std::string>()->value_name("SIZE"),
        "the pager's locked emergency pool (default: 1% of the limit, 8M to 64M)")
       ("mmap-threshold", po::value<std::string>()->value_name("SIZE"),
-       "page private anonymous mmaps at least this large; 0: none (default: 1M)")
+       "page private anonymous mmaps at least this large; 0: none (default: 256K)")
       ("no-heap", "do not page the malloc heap (by default the preload's malloc pages it)")
+      ("start-at", po::value<std::string>()->value_name("SIZE"),
+       "start the pager once this much memory could be paged; 0: before the program's main "
+       "(default: half the limit)")
+      ("encrypt", "encrypt and authenticate every page in the store (default: on for nfs://, off for a directory)")
+      ("no-encrypt", "store pages in clear, even on an NFS server")
       ("policy", po::value<std::string>()->value_name("clock|fifo"), "eviction policy (default: clock)")
       ("readahead", po::value<uint32_t>()->value_name("PAGES"), "read-ahead bound in pages, 1..1024 (default: 64)")
+      ("prefetch", po::value<uint32_t>()->value_name("PAGES"),
+       "how far ahead of a scan to read, in pages, 0..65536; 0: never (default: 1024)")
       ("connect-timeout", po::value<std::string>()->value_name("DURATION"),
        "how long to wait for the swap server, e.g. 10s (default: 10s)")
       ("disable", po::value<std::string>()->value_name("FEATURES"),
@@ -242,6 +250,7 @@ int Run(const std::vector<std::string>& args) {
     if (s > 3600) throw UsageError("--server-timeout: at most 1h");
     cfg.server_timeout_ms = static_cast<uint32_t>(s * 1000);
   }
+  if (vm.count("prefetch")) cfg.prefetch_pages = vm["prefetch"].as<uint32_t>();
   if (vm.count("connect-timeout")) {
     double s = ParseSecondsArg("--connect-timeout", str("connect-timeout"));
     if (s > 3600) throw UsageError("--connect-timeout: at most 1h");
@@ -254,6 +263,9 @@ int Run(const std::vector<std::string>& args) {
       throw UsageError("--log: '" + l + "': expected error, warn, info or debug");
     }
   }
+  if (vm.count("encrypt") && vm.count("no-encrypt")) throw UsageError("--encrypt and --no-encrypt: pick one");
+  if (vm.count("encrypt")) cfg.encrypt = pager::Config::Encrypt::kOn;
+  if (vm.count("no-encrypt")) cfg.encrypt = pager::Config::Encrypt::kOff;
   if (vm.count("no-stats")) cfg.publish_stats = false;
   if (vm.count("stats-dir")) cfg.stats_dir = str("stats-dir");
   if (cfg.memory_limit == 0) throw UsageError("--limit is required (or set LIBPAGER_LIMIT)");
@@ -275,8 +287,11 @@ int Run(const std::vector<std::string>& args) {
   if (cfg.reserve != 0) SetEnv("LIBPAGER_RESERVE", std::to_string(cfg.reserve));
   if (mmap_threshold) SetEnv("LIBPAGER_MMAP_THRESHOLD", std::to_string(*mmap_threshold));
   if (vm.count("no-heap")) SetEnv("LIBPAGER_HEAP", "0");
+  if (vm.count("start-at")) SetEnv("LIBPAGER_START_AT", std::to_string(ParseSizeArg("--start-at", str("start-at"))));
+  if (cfg.encrypt != pager::Config::Encrypt::kAuto) SetEnv("LIBPAGER_ENCRYPT", cfg.Encrypting() ? "1" : "0");
   SetEnv("LIBPAGER_POLICY", cfg.policy == pager::EvictionPolicy::kFifo ? "fifo" : "clock");
   SetEnv("LIBPAGER_READAHEAD", std::to_string(cfg.readahead_pages));
+  SetEnv("LIBPAGER_PREFETCH", std::to_string(cfg.prefetch_pages));
   SetEnv("LIBPAGER_CONNECT_TIMEOUT_MS", std::to_string(cfg.connect_timeout_ms));
   if (cfg.replicas != 0) SetEnv("LIBPAGER_REPLICAS", std::to_string(cfg.replicas));
   SetEnv("LIBPAGER_SERVER_TIMEOUT", std::to_string(cfg.server_timeout_ms) + "ms");

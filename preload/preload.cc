@@ -45,6 +45,7 @@
 #include "pager/pager.h"
 #include "pager/units.h"
 #include "log.h"  // libpager's own (libpager/src)
+#include "page_codec.h"
 #include "preload.h"
 
 namespace pager::preload {
@@ -258,6 +259,8 @@ __attribute__((constructor)) void Init() {
   if (!s.ok()) Refuse(s.message());
   s = cfg->Validate();
   if (!s.ok()) Refuse(s.message());
+  // Before the program can initialise OpenSSL itself: page_codec.h.
+  if (cfg->Encrypting()) KeepCryptoAtExit();
   if (!g_settings.start_at_set) g_settings.start_at = cfg->memory_limit / 2;
   if (!HeapInit()) Refuse("jemalloc: cannot create the pager's arena");
   LocateReaper();

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 PKGS=(build-essential cmake pkg-config git googletest libgtest-dev libbenchmark-dev
-      libnfs-dev libjemalloc-dev libxxhash-dev libboost-program-options-dev
+      libnfs-dev libjemalloc-dev libxxhash-dev libssl-dev libboost-program-options-dev
       nfs-ganesha nfs-ganesha-vfs rpcbind iproute2 procps python3 sqlite3 xz-utils coreutils
       libmicrohttpd-dev scdoc groff-base man-db dpkg-dev file python3-prometheus-client util-linux
       openjdk-17-jdk-headless nodejs)
@@ -23,7 +23,7 @@ sudo_() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 deps() {
   local missing=()
   for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
   done
   if ((${#missing[@]})); then
     echo "dev.sh: installing ${missing[*]}" >&2

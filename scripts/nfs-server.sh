@@ -43,7 +43,7 @@ ensure_rpcbind() {
   die "rpcbind started but does not answer"
 }
 
-port_in_use() { ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
+port_in_use() { ss -Htan "( sport = :$1 )" 2>/dev/null | grep . >/dev/null; }
 
 # Below the kernel's ephemeral range: there, any outgoing connection (ours,
 # or a parallel test's) may take the port between our check and Ganesha's bind.

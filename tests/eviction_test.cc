@@ -58,7 +58,10 @@ TEST(EvictionPolicyTest, HotSetStaysResidentWhileColdStreamPasses) {
   RecordProperty("fifo_hot_swapins", std::to_string(fifo.hot_swapins));
   // FIFO evicts every hot page once per pass of the limit through memory.
   EXPECT_GT(fifo.hot_swapins, 1000u);
-  EXPECT_LT(clock.hot_swapins * 5, fifo.hot_swapins)
+  // A clear margin. (3x, not the 5x of before the seal worker: FIFO's pages
+  // now wait at the worker, where a re-touch still finds them, and FIFO got
+  // better, ~5600 -> ~1400 hot swap-ins; the clock did not change, ~350.)
+  EXPECT_LT(clock.hot_swapins * 3, fifo.hot_swapins)
       << "clock " << clock.hot_swapins << " vs fifo " << fifo.hot_swapins;
   // Mapped at the end (mincore): hot pages sitting in the inactive stage are
   // in memory but unmapped, so not all of them show.

@@ -11,6 +11,8 @@
 //                               (madvise, mprotect), then read back
 //   preload_probe sigunmap N    N mmap/munmap pairs while a timer signal's
 //                               handler munmaps paged memory too
+//   preload_probe atexit MB     MB filled; an exit handler registered before
+//                               the pager started checks and rewrites it all
 #include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -320,6 +322,36 @@ int SigUnmap(size_t n) {
   return 0;
 }
 
+// Exit handlers run in reverse order of registration: this one, registered
+// before the first paged mapping, runs after any the pager's libraries
+// registered when it started (libcrypto's cleanup among them), so its
+// swap-ins and write-backs are served by a pager whose libraries have
+// already run their own exit handlers.
+unsigned char* g_exit_mem = nullptr;
+size_t g_exit_bytes = 0;
+void CheckAtExit() {
+  if (g_exit_mem == nullptr) return;
+  bool ok = Check(g_exit_mem, g_exit_bytes, 41);
+  Fill(g_exit_mem, g_exit_bytes, 42);
+  ok = ok && Check(g_exit_mem, g_exit_bytes, 42);
+  if (!ok) {
+    fprintf(stderr, "probe: at exit: memory reads back wrong\n");
+    _exit(1);
+  }
+  printf("at exit: ok\n");
+}
+
+int AtExit(size_t mb) {
+  atexit(CheckAtExit);
+  g_exit_bytes = mb << 20;
+  void* m = mmap(nullptr, g_exit_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(m != MAP_FAILED);
+  if (m == MAP_FAILED) return 1;
+  g_exit_mem = static_cast<unsigned char*>(m);
+  Fill(g_exit_mem, g_exit_bytes, 41);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -339,10 +371,12 @@ int main(int argc, char** argv) {
     Split(mb);
   } else if (mode == "sigunmap") {
     SigUnmap(mb);
+  } else if (mode == "atexit") {
+    AtExit(mb);
   } else if (mode == "hello") {
     // Does nothing: for start-up and refusal tests.
   } else {
-    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|split|sigunmap|hello [MB|N] [N]\n");
+    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|split|sigunmap|atexit|hello [MB|N] [N]\n");
     return 2;
   }
   if (g_failures != 0) return 1;

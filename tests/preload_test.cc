@@ -504,6 +504,50 @@ INSTANTIATE_TEST_SUITE_P(, RealProgram,
                            return std::string(std::get<0>(info.param).name) + "_" + std::get<1>(info.param);
                          });
 
+// Issue 10: libcrypto frees its global state in an exit handler of its own.
+// The pager still serves the program's last faults after that handler ran
+// (later exit handlers, destructors, python's teardown touch swapped pages):
+// a cipher used then hung python at exit and crashed JVMs. With pages
+// encrypted, a program whose exit handler reads back and rewrites every page
+// it filled, and python (which loads libcrypto itself), exit cleanly.
+class EncryptedExit : public ::testing::TestWithParam<std::string>, public WithNfsServer {
+ protected:
+  static void SetUpTestSuite() { StartServer(); }
+  static void TearDownTestSuite() { StopServer(); }
+  // `timeout`: a hang fails in a minute, not after the runner's four.
+  RunResult Run(const std::string& cmd, const std::string& limit) {
+    std::string url = swap_.path();
+    if (GetParam() == "nfs") {
+      EXPECT_TRUE(nfs_ok_) << nfs_->error();
+      url = nfs_->url();
+    }
+    return RunCommand("timeout -s KILL 60 " + cmd,
+                      {{"LIBPAGER_LIMIT", limit}, {"LIBPAGER_SWAP", url}, {"LIBPAGER_ENCRYPT", "1"}});
+  }
+  TempDir swap_;
+};
+
+TEST_P(EncryptedExit, Issue10EncryptedProgramsExitCleanly) {
+  RunResult r = Run(Probe("atexit 64"), "16M");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\nat exit: ok\n") << r.err;
+  ExpectPaged(r, Busiest(r));
+  for (int i = 0; i < 3; i++) {
+    r = Run(std::string("/usr/bin/python3 -c \"import hashlib\n"
+                        "a = [hashlib.sha256(str(i).encode()).hexdigest() * 4 for i in range(200000)]\n"
+                        "h = hashlib.sha256()\n"
+                        "for s in a: h.update(s.encode())\n"
+                        "print(len(a), h.hexdigest()[:16])\""),
+            "24M");
+    ASSERT_EQ(r.status, 0) << "python run " << i << ": " << r.err;
+    EXPECT_EQ(r.out, "200000 87c06977626a6d33\n") << r.err;
+    ExpectPaged(r, Busiest(r));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(, EncryptedExit, ::testing::Values("file", "nfs"),
+                         [](const auto& info) { return info.param; });
+
 // ---- swap files: who removes what, exec, pid reuse ----------------------------
 //
 // A program far over its limit (48 MiB under 16M), its output a hash of all

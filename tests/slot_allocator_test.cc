@@ -1,8 +1,10 @@
 // SlotAllocator: contiguous, non-overlapping runs; clustering; the cap; reuse
-// under churn; per-slot checksums.
+// under churn; per-slot seals.
 #include "slot_allocator.h"
 
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 #include <deque>
 #include <random>
@@ -223,25 +225,39 @@ TEST(SlotAllocator, GrowsWhenMostlyFull) {
   EXPECT_GE(a.capacity(), got);
 }
 
-TEST(SlotAllocator, ChecksumsAreStoredPerSlot) {
+// A seal with every field derived from `v`: a field kept from another slot,
+// or lost, shows.
+PageSeal SealOf(uint64_t v) {
+  PageSeal s;
+  s.sum = v;
+  s.gen = ~v;
+  for (int i = 0; i < 16; i++) s.tag[i] = static_cast<uint8_t>(v >> (i % 8 * 8)) ^ static_cast<uint8_t>(i);
+  return s;
+}
+
+bool SameSeal(const PageSeal& a, const PageSeal& b) {
+  return a.sum == b.sum && a.gen == b.gen && memcmp(a.tag, b.tag, sizeof a.tag) == 0;
+}
+
+TEST(SlotAllocator, SealsAreStoredPerSlot) {
   SlotAllocator a(0);
   SlotAllocator::Run r = a.Allocate(200);
   ASSERT_EQ(r.count, 200u);
-  for (uint32_t i = 0; i < r.count; i++) a.set_checksum(r.first + i, 0x9E3779B97F4A7C15ull * (i + 1));
+  for (uint32_t i = 0; i < r.count; i++) a.set_seal(r.first + i, SealOf(0x9E3779B97F4A7C15ull * (i + 1)));
   for (uint32_t i = 0; i < r.count; i++) {
-    EXPECT_EQ(a.checksum(r.first + i), 0x9E3779B97F4A7C15ull * (i + 1)) << "slot " << r.first + i;
+    EXPECT_TRUE(SameSeal(a.seal(r.first + i), SealOf(0x9E3779B97F4A7C15ull * (i + 1)))) << "slot " << r.first + i;
   }
-  // Growing the store keeps the checksums already recorded.
+  // Growing the store keeps the seals already recorded.
   uint64_t cap = a.capacity();
   while (a.capacity() == cap) ASSERT_GT(a.Allocate(256).count, 0u);
   for (uint32_t i = 0; i < r.count; i++) {
-    ASSERT_EQ(a.checksum(r.first + i), 0x9E3779B97F4A7C15ull * (i + 1)) << "lost across growth, slot " << i;
+    ASSERT_TRUE(SameSeal(a.seal(r.first + i), SealOf(0x9E3779B97F4A7C15ull * (i + 1)))) << "lost across growth, slot " << i;
   }
-  // The last slot of the store has its own checksum too.
+  // The last slot of the store has its own seal too.
   uint32_t last = static_cast<uint32_t>(a.capacity() - 1);
-  a.set_checksum(last, 77);
-  EXPECT_EQ(a.checksum(last), 77u);
-  EXPECT_EQ(a.checksum(r.first), 0x9E3779B97F4A7C15ull);
+  a.set_seal(last, SealOf(77));
+  EXPECT_TRUE(SameSeal(a.seal(last), SealOf(77)));
+  EXPECT_TRUE(SameSeal(a.seal(r.first), SealOf(0x9E3779B97F4A7C15ull)));
 }
 
 }  // namespace

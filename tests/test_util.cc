@@ -81,18 +81,26 @@ Config TestConfig(uint64_t limit_pages) {
 
 TestPager MakePager(uint64_t limit_pages, const std::string& mode, EvictionPolicy policy) {
   Config c = TestConfig(limit_pages);
+  c.policy = policy;
+  return MakePager(c, mode);
+}
+
+TestPager MakePager(Config c, const std::string& mode) {
   bool slow = false;
   for (size_t pos = 0; pos <= mode.size();) {
     size_t end = std::min(mode.find(',', pos), mode.size());
     std::string item = mode.substr(pos, end - pos);
     if (item == "slow") {
       slow = true;
+    } else if (item == "encrypt") {
+      c.encrypt = Config::Encrypt::kOn;
+    } else if (item == "noprefetch") {
+      c.prefetch_pages = 0;
     } else if (!item.empty()) {
       c.disable_features += (c.disable_features.empty() ? "" : ",") + item;
     }
     pos = end + 1;
   }
-  c.policy = policy;
   auto store = std::make_unique<MemoryStore>();
   MemoryStore* raw = store.get();
   if (slow) raw->DelayCompletions(kSlowStoreUs);
@@ -132,7 +140,10 @@ void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes
   ::testing::Test::RecordProperty("limit_plus_reserve", std::to_string(limit_bytes + s.reserve_bytes));
 }
 
-std::string ModeName(const std::string& mode) { return mode == "slow" ? "SlowStore" : "InlineStore"; }
+std::string ModeName(const std::string& mode) {
+  if (mode == "slow,encrypt") return "SlowStoreEncrypted";
+  return mode == "slow" ? "SlowStore" : "InlineStore";
+}
 
 // ---- Processes --------------------------------------------------------------
 

@@ -45,10 +45,14 @@ long FirstWrongPage(const unsigned char* p, size_t pages, uint64_t version);
 // A pager with `limit_pages` resident pages at most, over a MemoryStore.
 // `mode` is a comma-separated list: "slow" makes the store complete every op
 // late and out of order (up to kSlowStoreUs), so reads and writes are in
-// flight while the program races them; anything else is passed to
-// Config::disable_features.
+// flight while the program races them; "encrypt" turns encryption on;
+// "noprefetch" reads no swapped page before a thread faults on it;
+// anything else is passed to Config::disable_features.
 TestPager MakePager(uint64_t limit_pages, const std::string& mode = "",
                     EvictionPolicy policy = EvictionPolicy::kClock);
+// The same with settings of the caller's (from TestConfig, say); the swap
+// location is replaced by the in-memory store.
+TestPager MakePager(Config c, const std::string& mode);
 inline constexpr uint32_t kSlowStoreUs = 300;
 Config TestConfig(uint64_t limit_pages);
 
@@ -87,8 +91,9 @@ inline constexpr bool kRssIsMeaningful = true;
 void ExpectRssGrowthWithinLimitPlusReserve(uint64_t growth, uint64_t limit_bytes, const Stats& s);
 
 // The store timings every race test runs under: ops completed at once, and
-// ops completed late and out of order.
-inline const char* const kModes[] = {"", "slow"};
+// ops completed late and out of order, with pages in clear and encrypted
+// (a re-touch of a page being written then decrypts its sealed copy).
+inline const char* const kModes[] = {"", "slow", "slow,encrypt"};
 std::string ModeName(const std::string& mode);
 
 // ---- Processes --------------------------------------------------------------

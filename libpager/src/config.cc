@@ -87,6 +87,7 @@ constexpr SettingName kSettingNames[] = {
     {"LIBPAGER_HIGH_WATERMARK", "high_watermark"},
     {"LIBPAGER_INACTIVE_RATIO", "inactive_ratio"},
     {"LIBPAGER_READAHEAD", "readahead_pages"},
+    {"LIBPAGER_PREFETCH", "prefetch_pages"},
     {"LIBPAGER_SWAP_MAX", "swap_max"},
     {"LIBPAGER_SWAP", "swap"},
     {"LIBPAGER_REPLICAS", "replicas"},
@@ -167,12 +168,17 @@ Result<Config> Config::FromEnvironment(Config c) {
   if (!(s = ReadFraction("LIBPAGER_LOW_WATERMARK", &c.low_watermark)).ok()) return s;
   if (!(s = ReadFraction("LIBPAGER_INACTIVE_RATIO", &c.inactive_ratio)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_READAHEAD", &c.readahead_pages)).ok()) return s;
+  if (!(s = ReadUint("LIBPAGER_PREFETCH", &c.prefetch_pages)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_CONNECT_TIMEOUT_MS", &c.connect_timeout_ms)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_REPLICAS", &c.replicas)).ok()) return s;
   if (!(s = ReadDurationMs("LIBPAGER_SERVER_TIMEOUT", &c.server_timeout_ms)).ok()) return s;
   if (const char* v = getenv("LIBPAGER_SWAP")) c.swap = v;
   if (const char* v = getenv("LIBPAGER_DISABLE")) c.disable_features = v;
   if (const char* v = getenv("LIBPAGER_STATS_DIR")) c.stats_dir = v;
+  if (const char* v = getenv("LIBPAGER_ENCRYPT")) {
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return BadVar("LIBPAGER_ENCRYPT", v, "expected 0 or 1");
+    c.encrypt = v[0] == '1' ? Config::Encrypt::kOn : Config::Encrypt::kOff;
+  }
   if (const char* v = getenv("LIBPAGER_STATS")) {
     if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return BadVar("LIBPAGER_STATS", v, "expected 0 or 1");
     c.publish_stats = v[0] == '1';
@@ -194,6 +200,11 @@ Result<Config> Config::FromEnvironment() { return FromEnvironment(Config()); }
 uint64_t Config::EffectiveReserve() const {
   if (reserve != 0) return reserve;
   return std::clamp<uint64_t>(memory_limit / 100, kDefaultReserveMin, kDefaultReserveMax);
+}
+
+bool Config::Encrypting() const {
+  if (encrypt != Encrypt::kAuto) return encrypt == Encrypt::kOn;
+  return EffectiveSwap().rfind("nfs://", 0) == 0;
 }
 
 std::string Config::EffectiveSwap() const {
@@ -236,6 +247,9 @@ Status Config::Validate(const std::function<std::string(const std::string&)>& na
   }
   if (readahead_pages == 0 || readahead_pages > 1024) {
     return Status::Error(name("LIBPAGER_READAHEAD") + ": need 1..1024");
+  }
+  if (prefetch_pages > 65536) {
+    return Status::Error(name("LIBPAGER_PREFETCH") + ": need 0..65536 (256 MiB)");
   }
   if (swap_max != 0 && swap_max < 256 * kPageSize) {
     return Status::Error(name("LIBPAGER_SWAP_MAX") + ": " + FormatSize(swap_max) + " is below 1 MiB");

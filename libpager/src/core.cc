@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <cstring>
 
-#include "checksum.h"
 #include "core.h"
 #include "log.h"
 
 namespace pager {
+
+void PagerCore::StartWorkers(std::function<void(Op*)> done) {
+  sealer_.Start(reserve_->arena(), std::move(done));
+}
 
 uint64_t NowNs() {
   timespec ts;
@@ -18,8 +21,8 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-PagerCore::PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_ptr<Reserve> reserve, Store* store,
-                     StatsBlock* stats)
+PagerCore::PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_ptr<Reserve> reserve,
+                     std::unique_ptr<PageCodec> codec, Store* store, StatsBlock* stats)
     : cfg_(cfg),
       uffd_(std::move(uffd)),
       frames_(std::move(frames)),
@@ -27,6 +30,8 @@ PagerCore::PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_pt
       store_(store),
       stats_(stats),
       slots_(cfg.swap_max / kPageSize),
+      codec_(std::move(codec)),
+      sealer_(frames_, *codec_),
       limit_(cfg.memory_limit / kPageSize),
       high_wm_(static_cast<uint64_t>(static_cast<double>(limit_) * cfg.high_watermark)),
       low_wm_(static_cast<uint64_t>(static_cast<double>(limit_) * cfg.low_watermark)),
@@ -36,10 +41,15 @@ PagerCore::PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_pt
       zeros_(kMaxRun * kPageSize),
       retry_reads_(PoolAllocator<Op*>(reserve_->arena())),
       ops_(PoolAllocator<Op*>(reserve_->arena())),
-      free_ops_(PoolAllocator<uint32_t>(reserve_->arena())) {
-  zero_checksum_ = PageChecksum(zeros_.data());
+      free_ops_(PoolAllocator<uint32_t>(reserve_->arena())),
+      // Prefetch at most an eighth of the limit ahead: a stream must not
+      // push out what the program will touch before it gets there.
+      prefetch_(std::min(cfg.readahead_pages, max_run_),
+                static_cast<uint32_t>(std::min<uint64_t>(cfg.prefetch_pages, limit_ / 8))) {
+  scratch_.resize(kPageSize);
   stats_->Set(stats_->limit_pages, limit_);
   stats_->Set(stats_->reserve_bytes, reserve_->total_pages() * kPageSize);
+  stats_->Set(stats_->encrypted, codec_->encrypting() ? 1 : 0);
 }
 
 PagerCore::~PagerCore() {
@@ -69,14 +79,16 @@ Op* PagerCore::NewOp(StoreOp::Kind kind, uint32_t slot, uint32_t pages, std::byt
   op->io.pages = pages;
   op->io.buf = buf;
   op->io.id = id;
+  op->stage = Op::Stage::kIo;
   op->t0_ns = 0;
   op->fault_page = ~uint64_t{0};
+  op->stream = -1;
   op->retries = 0;
   return op;
 }
 
-void PagerCore::FreeOp(Op* op) {
-  reserve_->FreePages(op->io.buf, op->io.pages);
+void PagerCore::FreeOp(Op* op, bool with_buffer) {
+  if (with_buffer) reserve_->FreePages(op->io.buf, op->io.pages);
   free_ops_.push_back(op->io.id);
 }
 
@@ -168,6 +180,12 @@ void PagerCore::Forget(uint64_t page, PageEntry& e) {
       break;
     case PageState::kInactive:
       frames_.Release(e.aux());
+      resident_--;
+      inactive_--;
+      FreeSlot(e);
+      break;
+    case PageState::kSealing:
+      // Its batch keeps the frame, and gives it back when it returns.
       resident_--;
       inactive_--;
       FreeSlot(e);
@@ -288,7 +306,8 @@ void PagerCore::HandleRemap(uintptr_t from_addr, uintptr_t to_addr, uint64_t len
       case PageState::kResident: PushActive(dst_page, *dst); break;
       case PageState::kInactive: PushInactive(dst_page, *dst); break;
       case PageState::kReading:
-      case PageState::kWriting: {
+      case PageState::kWriting:
+      case PageState::kSealing: {
         Op* op = ops_[moved.aux()];
         for (uint32_t k = 0; k < op->io.pages; k++) {
           if (op->pages[k] == page) op->pages[k] = dst_page;

@@ -28,11 +28,14 @@
 #include "cow_breaker.h"
 #include "frames.h"
 #include "meta_alloc.h"
+#include "page_codec.h"
 #include "page_table.h"
 #include "pager/pager.h"
+#include "prefetcher.h"
 #include "regions.h"
 #include "reserve.h"
 #include "reserve_arena.h"
+#include "seal_worker.h"
 #include "slot_allocator.h"
 #include "stats.h"
 #include "uffd.h"
@@ -41,13 +44,32 @@ namespace pager {
 
 inline constexpr uint32_t kMaxRun = 256;  // pages per store op (1 MiB)
 
-// One store op and the pages it carries. Allocated from the pager's reserve
-// arena (NewOp): request state is pool memory.
+// One store op and the pages it carries, or a write-back batch on its way
+// through the seal worker. Allocated from the pager's reserve arena (NewOp):
+// request state is pool memory.
 struct Op {
+  enum class Stage : uint8_t { kIo, kSealing };
+  // What the seal worker found of each page of a batch.
+  enum Verdict : uint8_t { kDirty = 0, kClean = 1, kZero = 2 };
+
   StoreOp io;
+  Stage stage = Stage::kIo;
   uint64_t pages[kMaxRun];  // the page (address / kPageSize) of each slot of the run
+  // Reads: what each slot holds (from the slot maps); the store's completion
+  // thread opens the pages against them (Pager::Impl::OnComplete). Batches:
+  // in, each page's generation; out, its new seal.
+  PageSeal seals[kMaxRun];
+  // Reads: 1 where the page opened (its tag or checksum matched). Batches:
+  // Verdict.
+  uint8_t verdict[kMaxRun];
+  // Batches: each page's pinned frame, and its current slot's checksum
+  // (has_old: whether it has a slot at all).
+  uint32_t frames[kMaxRun];
+  uint64_t old_sums[kMaxRun];
+  bool has_old[kMaxRun];
   uint64_t t0_ns = 0;       // when the fault that started a read was read
   uint64_t fault_page = 0;  // the page that faulted (reads): installed referenced
+  int stream = -1;          // a read-ahead: the prefetcher's stream (prefetcher.h)
   uint32_t retries = 0;
 };
 
@@ -66,8 +88,10 @@ uint64_t NowNs();
 
 class PagerCore {
  public:
-  PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_ptr<Reserve> reserve, Store* store,
-            StatsBlock* stats);
+  PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_ptr<Reserve> reserve,
+            std::unique_ptr<PageCodec> codec, Store* store, StatsBlock* stats);
+  // Starts the seal worker; `done` posts a finished batch to the loop.
+  void StartWorkers(std::function<void(Op*)> done);
   ~PagerCore();
 
   // ---- fault_handler.cc ------------------------------------------------
@@ -81,6 +105,9 @@ class PagerCore {
   // caller), kRetry when the mm is changing (retried after the next events).
   Outcome ServeFault(Fault& f);
   void CompleteRead(Op* op);
+  // On the store's completion thread (thread-safe: reads only the op and the
+  // codec): opens each page a read brought, recording which did.
+  void OpenRead(Op* op) const;
   // Re-runs the installs that met a changing mm (call after reading events).
   void RetryReads();
   // Brings every page that is not mapped in its region (swapped, inactive,
@@ -95,7 +122,13 @@ class PagerCore {
   // Deactivates and writes back until below the low watermark, doing at most
   // `budget` pages of work. Returns true if more work is pending.
   bool Evict(uint32_t budget);
+  // Read-ahead cut short for want of memory or reserve, retried now that
+  // eviction or completions may have freed some (no fault is waiting).
+  void ResumePrefetch();
   void CompleteWrite(Op* op);
+  // A batch back from the seal worker: drops the clean and zero pages,
+  // writes the dirty runs.
+  void CompleteSeal(Op* batch);
 
   // ---- regions and the page lifecycle (core.cc) --------------------------
   // A new region: registered with the uffd; pages already present (Adopt of
@@ -137,7 +170,8 @@ class PagerCore {
 
   // Shared helpers.
   Op* NewOp(StoreOp::Kind kind, uint32_t slot, uint32_t pages, std::byte* buf);
-  void FreeOp(Op* op);
+  // Gives the op back, and its buffer with it unless the buffer was handed on.
+  void FreeOp(Op* op, bool with_buffer = true);
   void Submit(Op* op);
   void FreeSlot(PageEntry& e);
   void PushActive(uint64_t page, PageEntry& e);
@@ -162,10 +196,25 @@ class PagerCore {
   // fault_handler.cc
   Outcome ServeEmpty(Fault& f, uint64_t page);
   Outcome ServeSwapped(Fault& f, uint64_t page, PageEntry& e);
-  Outcome ServeStaged(Fault& f, uint64_t page, PageEntry& e, const std::byte* src, bool from_frame);
+  // Where a staged page's bytes are: its own frame (given up by the
+  // install), a frame a batch has pinned (kept), or a write's buffer (as the
+  // store got it: with encryption, sealed).
+  enum class Staged { kFrame, kPinnedFrame, kWriteBuffer };
+  Outcome ServeStaged(Fault& f, uint64_t page, PageEntry& e, const std::byte* src, Staged from);
+  // The plaintext of the page at slot `slot` of a write buffer: `src` itself,
+  // or decrypted into scratch_; nullptr if it does not open (a bug).
+  const std::byte* Unsealed(const std::byte* src, uint32_t slot);
   void Poison(uint64_t page, PageEntry& e, const char* why);
   uint32_t Window(uint64_t page);
   uint32_t ReadRun(uint64_t page, const PageEntry& e, uint32_t max);
+  // An op reading the `n` swapped pages from `page` (slot-contiguous) into
+  // `buf`, their entries marked as being read by it; not yet submitted.
+  Op* StartRead(uint64_t page, const PageEntry& e, uint32_t n, std::byte* buf);
+  // Reads the swapped pages of a prefetch plan, as far as PrefetchBudget
+  // allows; no thread waits on them, and they are installed unreferenced
+  // (the first to go if the program never touches them).
+  void ReadAhead(const Prefetcher::Plan& plan);
+  uint32_t PrefetchBudget(uint32_t want) const;
   Outcome Wait(Fault& f);
 
   // evictor.cc
@@ -186,6 +235,11 @@ class PagerCore {
   PageTable table_;
   SlotAllocator slots_;
   RegionSet regions_;
+  std::unique_ptr<PageCodec> codec_;
+  SealWorker sealer_;  // after frames_ and codec_, which it uses
+  uint64_t next_gen_ = 1;        // write generations: 0 is "never written"
+  uint64_t sealing_pages_ = 0;   // inactive pages in a batch at the seal worker
+  std::vector<std::byte> scratch_;  // one page: a write buffer's page, decrypted
 
   const uint64_t limit_;
   const uint64_t high_wm_, low_wm_;
@@ -223,13 +277,15 @@ class PagerCore {
   uint64_t pause_backoff_ns_ = 0;
   bool swap_full_ = false;
 
-  // Sequential detection for zero-fill-ahead and read-ahead.
+  // Sequential detection for zero-fill-ahead.
   uint64_t next_expected_page_ = ~uint64_t{0};
   uint32_t window_ = 1;
+  Prefetcher prefetch_;  // read-ahead and prefetch of swap-ins
+  static constexpr uint32_t kMaxPrefetchOps = 16;
+  uint32_t prefetch_ops_ = 0;  // read-ahead ops in flight
 
   bool draining_ = false;  // shutdown or fork: bring everything back, ignore the limit
   bool warned_overflow_ = false;
-  uint64_t zero_checksum_ = 0;
 };
 
 template <class Installed, class Gone>

@@ -28,7 +28,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "checksum.h"
 #include "core.h"
 #include "log.h"
 
@@ -43,14 +42,21 @@ bool PagerCore::Evict(uint32_t budget) {
   uint32_t work = 0;
   mm_changing_ = false;
   while (work < budget) {
-    if (resident_ <= low_wm_ && !waiting_for_memory) {
+    // Pages in a batch at the seal worker leave memory when it returns:
+    // counting them would evict past the watermark (and the hot set with it),
+    // and faults waiting for memory get it from those batches too.
+    if (resident_ - sealing_pages_ <= low_wm_ && (!waiting_for_memory || sealing_pages_ > 0)) {
       evicting_ = false;
       return false;
     }
-    uint32_t deactivated = inactive_ < target + max_run_ ? Deactivate(max_run_) : 0;
+    // Pages in a batch at the seal worker are on their way out: the stage
+    // holds the others.
+    const uint64_t staged = inactive_ - sealing_pages_;
+    uint32_t deactivated = staged < target + max_run_ ? Deactivate(max_run_) : 0;
     // Pages get their time in the inactive stage: only what exceeds its
     // target is written back, unless nothing more can be deactivated.
-    uint64_t excess = inactive_ > target ? inactive_ - target : 0;
+    const uint64_t now_staged = inactive_ - sealing_pages_;
+    uint64_t excess = now_staged > target ? now_staged - target : 0;
     uint32_t batch = deactivated == 0 ? max_run_ : static_cast<uint32_t>(std::min<uint64_t>(max_run_, excess));
     uint32_t written = batch > 0 ? WriteBack(batch) : 0;
     if (deactivated + written == 0) {
@@ -201,65 +207,39 @@ uint32_t PagerCore::WriteBack(uint32_t batch) {
   // too, so write-back never stops for want of a buffer.
   const uint64_t keep = std::min<uint64_t>(reserve_->staging_pages() / 8, kMaxRun);
   const uint64_t free = reserve_->staging_free_pages();
-  const uint64_t usable = free > keep ? free - keep : writes_in_flight_pages_ == 0 ? free : 0;
-  uint32_t room = paused ? 0 : static_cast<uint32_t>(std::min<uint64_t>(batch, usable));
+  const uint64_t writing = writes_in_flight_pages_ + sealing_pages_;
+  const uint64_t usable = free > keep ? free - keep : writing == 0 ? free : 0;
+  const uint32_t room = paused ? 0 : static_cast<uint32_t>(std::min<uint64_t>(batch, usable));
+  if (room == 0) return 0;
 
-  struct Dirty {
-    uint64_t page;
-    uint64_t sum;
-  };
-  Dirty dirty[kMaxRun];
-  uint32_t ndirty = 0, dropped = 0;
-  size_t scan = inactive_q_.size();
-  while (scan-- > 0 && !inactive_q_.empty()) {
-    uint64_t page = inactive_q_.front();
+  // The head of the inactive FIFO, in order: the pages that have waited
+  // longest for a re-touch.
+  uint64_t picked[kMaxRun];
+  uint32_t n = 0;
+  while (n < room && !inactive_q_.empty()) {
+    const uint64_t page = inactive_q_.front();
+    inactive_q_.pop_front();
     PageEntry* e = table_.Find(page);
     if (e == nullptr || !e->queued_inactive()) {
-      inactive_q_.pop_front();
       if (stale_entries_ > 0) stale_entries_--;  // an unmapped page's entry
       continue;
     }
-    if (e->state() != PageState::kInactive) {
-      inactive_q_.pop_front();
-      e->set_queued_inactive(false);
-      continue;
-    }
-    const std::byte* frame = frames_.at(e->aux());
-    uint64_t sum = PageChecksum(frame);
-    bool zero = sum == zero_checksum_ && memcmp(frame, zeros_.data(), kPageSize) == 0;
-    bool clean = !zero && e->has_slot() && slots_.checksum(e->slot()) == sum;
-    if (!zero && !clean) {
-      if (ndirty == room) break;  // no room to stage it: leave it at the head
-      dirty[ndirty++] = {page, sum};
-    } else {
-      frames_.Release(e->aux());
-      inactive_--;
-      resident_--;
-      if (zero) {
-        FreeSlot(*e);
-        e->set_state(PageState::kEmpty);
-      } else {
-        e->set_state(PageState::kSwapped);
-        swapped_++;
-      }
-      stats_->Add(stats_->evictions_clean);
-      dropped++;
-    }
-    inactive_q_.pop_front();
     e->set_queued_inactive(false);
-    if (ndirty == batch) break;
+    if (e->state() == PageState::kInactive) picked[n++] = page;
   }
-  if (ndirty == 0) return dropped;
-
-  // Pages not staged now go back to the head, in order.
-  auto requeue = [this, &dirty](uint32_t from, uint32_t to) {
+  if (n == 0) return 0;
+  auto requeue = [this, &picked](uint32_t from, uint32_t to) {  // back to the head, in order
     for (uint32_t k = to; k-- > from;) {
-      PageEntry& e = table_.At(dirty[k].page);
+      PageEntry& e = table_.At(picked[k]);
       e.set_queued_inactive(true);
-      inactive_q_.push_front(dirty[k].page);
+      inactive_q_.push_front(picked[k]);
     }
   };
-  SlotAllocator::Run run = slots_.Allocate(ndirty);
+
+  // A slot for each page, allocated now: with encryption the slot is part of
+  // the nonce, so the seal worker needs it. Pages found clean or all-zero give
+  // theirs back when the batch returns.
+  SlotAllocator::Run run = slots_.Allocate(n);
   if (run.count == 0) {
     if (!swap_full_) {
       PAGER_LOG_WARN("swap store is full (%llu slots); eviction paused, pages stay in memory",
@@ -267,8 +247,8 @@ uint32_t PagerCore::WriteBack(uint32_t batch) {
       stats_->Add(stats_->eviction_pauses);
     }
     swap_full_ = true;
-    requeue(0, ndirty);
-    return dropped;
+    requeue(0, n);
+    return 0;
   }
   swap_full_ = false;
   // A fragmented pool may have the pages but not the run: take a shorter one.
@@ -276,29 +256,100 @@ uint32_t PagerCore::WriteBack(uint32_t batch) {
   uint32_t staged = run.count;
   while (staged > 0 && (buf = reserve_->AllocPages(staged)) == nullptr) staged /= 2;
   for (uint32_t k = staged; k < run.count; k++) slots_.Free(run.first + k);
-  run.count = staged;
   if (buf == nullptr) {
-    requeue(0, ndirty);
-    return dropped;
+    requeue(0, n);
+    return 0;
   }
-  Op* op = NewOp(StoreOp::Kind::kWrite, run.first, run.count, buf);
-  for (uint32_t k = 0; k < run.count; k++) {
-    PageEntry& e = table_.At(dirty[k].page);
-    memcpy(buf + uint64_t{k} * kPageSize, frames_.at(e.aux()), kPageSize);
-    frames_.Release(e.aux());
-    FreeSlot(e);  // an inactive page's slot has no write in flight
-    e.set_state(PageState::kWriting);
+  Op* op = NewOp(StoreOp::Kind::kWrite, run.first, staged, buf);
+  op->stage = Op::Stage::kSealing;
+  for (uint32_t k = 0; k < staged; k++) {
+    PageEntry& e = table_.At(picked[k]);
+    op->pages[k] = picked[k];
+    op->frames[k] = e.aux();
+    op->has_old[k] = e.has_slot();
+    op->old_sums[k] = e.has_slot() ? slots_.seal(e.slot()).sum : 0;
+    op->seals[k] = PageSeal{};
+    op->seals[k].gen = next_gen_++;
+    e.set_state(PageState::kSealing);
     e.set_aux(op->io.id);
-    e.set_slot(run.first + k);
-    slots_.set_checksum(run.first + k, dirty[k].sum);
-    op->pages[k] = dirty[k].page;
   }
-  inactive_ -= run.count;
-  resident_ -= run.count;
-  writes_in_flight_pages_ += run.count;
-  requeue(run.count, ndirty);
-  Submit(op);
-  return dropped + run.count;
+  requeue(staged, n);
+  sealing_pages_ += staged;
+  ops_in_flight_++;
+  sealer_.Submit(op);
+  return staged;
+}
+
+void PagerCore::CompleteSeal(Op* batch) {
+  ops_in_flight_--;
+  sealing_pages_ -= batch->io.pages;
+  uint32_t dirty_from = kMaxRun;  // first page of the dirty run being gathered
+  auto write_run = [&](uint32_t from, uint32_t to) {  // pages [from, to) of the batch: one store op
+    Op* op = NewOp(StoreOp::Kind::kWrite, static_cast<uint32_t>(batch->io.slot + from), to - from,
+                   batch->io.buf + uint64_t{from} * kPageSize);
+    for (uint32_t k = from; k < to; k++) {
+      op->pages[k - from] = batch->pages[k];
+      table_.At(batch->pages[k]).set_aux(op->io.id);
+    }
+    writes_in_flight_pages_ += to - from;
+    Submit(op);
+  };
+  for (uint32_t k = 0; k <= batch->io.pages; k++) {
+    bool written = false;
+    if (k < batch->io.pages) {
+      const uint32_t slot = static_cast<uint32_t>(batch->io.slot + k);
+      PageEntry* e = table_.Find(batch->pages[k]);
+      const bool live = e != nullptr && e->state() == PageState::kSealing && e->aux() == batch->io.id;
+      const uint8_t verdict = batch->verdict[k];
+      if (live && (draining_ || (verdict == Op::kDirty && batch->seals[k].gen == 0))) {
+        // Bringing everything home (its install needs the frame), or the
+        // cipher failed (a bug, logged): the page stays inactive, in memory.
+        if (!draining_) PAGER_LOG_ERROR("page at %#lx: sealing failed; kept in memory",
+                                        static_cast<unsigned long>(PageTable::AddrOf(batch->pages[k])));
+        e->set_state(PageState::kInactive);
+        e->set_aux(batch->frames[k]);
+        PushInactive(batch->pages[k], *e);
+        slots_.Free(slot);
+      } else {
+        frames_.Release(batch->frames[k]);  // pinned until now, whatever became of the page
+        if (!live) {
+          slots_.Free(slot);  // re-touched, discarded or unmapped meanwhile
+        } else if (verdict != Op::kDirty) {
+          slots_.Free(slot);
+          inactive_--;
+          resident_--;
+          if (verdict == Op::kZero) {
+            FreeSlot(*e);
+            e->set_state(PageState::kEmpty);
+          } else {
+            e->set_state(PageState::kSwapped);  // its old slot still holds these bytes
+            swapped_++;
+          }
+          stats_->Add(stats_->evictions_clean);
+        } else {
+          FreeSlot(*e);  // an inactive page's old slot has no write in flight
+          e->set_state(PageState::kWriting);
+          e->set_slot(slot);
+          slots_.set_seal(slot, batch->seals[k]);
+          inactive_--;
+          resident_--;
+          written = true;
+        }
+      }
+    }
+    // Dirty pages go out in runs of consecutive slots; the staging pages of
+    // the others are given back.
+    if (written) {
+      if (dirty_from == kMaxRun) dirty_from = k;
+      continue;
+    }
+    if (dirty_from != kMaxRun) {
+      write_run(dirty_from, k);
+      dirty_from = kMaxRun;
+    }
+    if (k < batch->io.pages) reserve_->FreePages(batch->io.buf + uint64_t{k} * kPageSize, 1);
+  }
+  FreeOp(batch, false);  // its buffer is the write ops' now, or given back
 }
 
 void PagerCore::PauseEviction(int err) {
@@ -323,13 +374,20 @@ void PagerCore::CompleteWrite(Op* op) {
       stats_->Add(stats_->evictions_written);
       continue;
     }
-    slots_.Free(slot);
-    if (!owns) continue;  // discarded or re-touched meanwhile
+    if (!owns) {
+      slots_.Free(slot);
+      continue;  // discarded or re-touched meanwhile
+    }
     // The store refused the page: it goes back to the inactive stage, in
     // memory, and is written again once eviction resumes.
+    const std::byte* src = Unsealed(op->io.buf + uint64_t{k} * kPageSize, slot);
+    slots_.Free(slot);
     e->clear_slot();
+    if (src == nullptr) {
+      Poison(op->pages[k], *e, "write-back failed and its sealed copy does not open");
+      continue;
+    }
     SlotAllocator::Run fr = frames_.Allocate(1);
-    const std::byte* src = op->io.buf + uint64_t{k} * kPageSize;
     if (fr.count == 1 && frames_.Fill(fr.first, src)) {
       e->set_state(PageState::kInactive);
       e->set_aux(fr.first);

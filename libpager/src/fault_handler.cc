@@ -3,10 +3,16 @@
 //   empty     zero-fill, no I/O; sequential first touches fill ahead (one
 //             UFFDIO_COPY of up to readahead_pages pages from a zero run)
 //   inactive  re-install from the inactive frame, no I/O, no new frame
-//   writing   re-install from the write-back buffer, no I/O
+//   sealing   the same, from the frame its write-back batch has pinned
+//   writing   re-install from the write-back buffer (decrypted, with
+//             encryption), no I/O
 //   swapped   read the slot run (read-ahead on sequential faults) into the
-//             reserve, verify each page's checksum, install with one COPY
+//             reserve; the store's completion thread opens each page
+//             (checksum, or decryption and tag); install with one COPY.
+//             A fault on a stream (prefetcher.h) also reads pages further
+//             along, before any thread needs them
 //   reading   nothing: the install of the read in flight wakes every waiter
+//             (a prefetched page: the stream reads further ahead)
 //   resident  a stale second message: install a zero page, which fails with
 //             EEXIST and wakes the thread (the kernel's duplicate-message
 //             quirk) or, if the page really went missing behind our back,
@@ -27,7 +33,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "checksum.h"
 #include "core.h"
 #include "log.h"
 
@@ -85,19 +90,27 @@ PagerCore::Outcome PagerCore::ServeFault(Fault& f) {
       return Outcome::kDone;
     }
     case PageState::kInactive:
-      return ServeStaged(f, page, *e, frames_.at(e->aux()), true);
+      return ServeStaged(f, page, *e, frames_.at(e->aux()), Staged::kFrame);
+    case PageState::kSealing:
     case PageState::kWriting: {
       Op* op = ops_[e->aux()];
       for (uint32_t i = 0; i < op->io.pages; i++) {
-        if (op->pages[i] == page) return ServeStaged(f, page, *e, op->io.buf + i * kPageSize, false);
+        if (op->pages[i] != page) continue;
+        if (e->state() == PageState::kSealing) {
+          return ServeStaged(f, page, *e, frames_.at(op->frames[i]), Staged::kPinnedFrame);
+        }
+        return ServeStaged(f, page, *e, op->io.buf + i * kPageSize, Staged::kWriteBuffer);
       }
-      PAGER_LOG_ERROR("page %#lx: writing, but not in its op %u", static_cast<unsigned long>(page * kPageSize),
-                      e->aux());
+      PAGER_LOG_ERROR("page %#lx: %s, but not in its op %u", static_cast<unsigned long>(page * kPageSize),
+                      PageStateName(e->state()), e->aux());
       return Outcome::kDone;
     }
     case PageState::kSwapped:
       return ServeSwapped(f, page, *e);
     case PageState::kReading:
+      // The program caught up with a read in flight: if it was read ahead,
+      // read further ahead.
+      ReadAhead(prefetch_.OnHit(page));
       return Outcome::kDone;
     case PageState::kPoisoned:
       // Only reached without UFFDIO_POISON (before 6.6): deliver the SIGBUS
@@ -147,9 +160,16 @@ PagerCore::Outcome PagerCore::ServeEmpty(Fault& f, uint64_t page) {
 }
 
 PagerCore::Outcome PagerCore::ServeStaged(Fault& f, uint64_t page, PageEntry& e, const std::byte* src,
-                                          bool from_frame) {
+                                          Staged from) {
   // From a frame the page trades its frame for a mapped one: no admission.
-  if (!from_frame && Admit(1) == 0) return Wait(f);
+  if (from == Staged::kWriteBuffer) {
+    if (Admit(1) == 0) return Wait(f);
+    src = Unsealed(src, e.slot());
+    if (src == nullptr) {
+      Poison(page, e, "its write-back copy does not open");
+      return Outcome::kDone;
+    }
+  }
   UffdRun r = uffd_.Copy(PageTable::AddrOf(page), src, 1);
   if (r.done == 0) {
     if (r.stop == UffdStop::kMmChanging) return Outcome::kRetry;
@@ -159,18 +179,30 @@ PagerCore::Outcome PagerCore::ServeStaged(Fault& f, uint64_t page, PageEntry& e,
     uffd_.Wake(PageTable::AddrOf(page), 1);
     return Outcome::kDone;  // the region went away; its unmap event discards it
   }
-  if (from_frame) {
-    frames_.Release(e.aux());
-    inactive_--;
-  } else {
-    // The write in flight owns its slot until it completes.
-    e.clear_slot();
-    resident_++;
+  switch (from) {
+    case Staged::kFrame:
+      frames_.Release(e.aux());
+      inactive_--;
+      break;
+    case Staged::kPinnedFrame:
+      inactive_--;  // its batch gives the frame back when it returns
+      break;
+    case Staged::kWriteBuffer:
+      e.clear_slot();  // the write in flight owns its slot until it completes
+      resident_++;
+      break;
   }
   SetResident(page, e, true);
   stats_->Add(stats_->faults_inactive);
   stats_->RecordFaultLatency(NowNs() - f.t0_ns);
   return Outcome::kDone;
+}
+
+const std::byte* PagerCore::Unsealed(const std::byte* src, uint32_t slot) {
+  if (!codec_->encrypting()) return src;
+  memcpy(scratch_.data(), src, kPageSize);
+  PageCodec::Session session = codec_->Begin();
+  return session.Open(scratch_.data(), slot, slots_.seal(slot)) ? scratch_.data() : nullptr;
 }
 
 uint32_t PagerCore::ReadRun(uint64_t page, const PageEntry& e, uint32_t max) {
@@ -184,7 +216,8 @@ uint32_t PagerCore::ReadRun(uint64_t page, const PageEntry& e, uint32_t max) {
 }
 
 PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e) {
-  uint32_t n = Admit(ReadRun(page, e, Window(page)));
+  const Prefetcher::Plan plan = prefetch_.OnMiss(page);
+  uint32_t n = Admit(ReadRun(page, e, plan.sync_pages));
   if (n == 0) return Wait(f);
   std::byte* buf = reserve_->AllocPages(n);
   if (buf == nullptr && n > 1) {
@@ -192,23 +225,87 @@ PagerCore::Outcome PagerCore::ServeSwapped(Fault& f, uint64_t page, PageEntry& e
     buf = reserve_->AllocPages(1);
   }
   if (buf == nullptr) return Wait(f);  // the reserve is spent on writes in flight
-  Op* op = NewOp(StoreOp::Kind::kRead, e.slot(), n, buf);
+  Op* op = StartRead(page, e, n, buf);
   op->t0_ns = f.t0_ns;
   op->fault_page = page;
+  next_expected_page_ = page + n;
+  stats_->Add(stats_->faults_swapin);
+  stats_->Add(stats_->pages_read_ahead, n - 1);
+  Submit(op);
+  ReadAhead(plan);
+  return Outcome::kDone;
+}
+
+Op* PagerCore::StartRead(uint64_t page, const PageEntry& e, uint32_t n, std::byte* buf) {
+  Op* op = NewOp(StoreOp::Kind::kRead, e.slot(), n, buf);
   for (uint32_t i = 0; i < n; i++) {
     PageEntry& pe = table_.At(page + i);
     pe.set_state(PageState::kReading);
     pe.set_aux(op->io.id);
     op->pages[i] = page + i;
+    op->seals[i] = slots_.seal(pe.slot());
   }
   resident_ += n;
   swapped_ -= n;
   reads_in_flight_pages_ += n;
-  next_expected_page_ = page + n;
-  stats_->Add(stats_->faults_swapin);
-  stats_->Add(stats_->pages_read_ahead, n - 1);
-  Submit(op);
-  return Outcome::kDone;
+  return op;
+}
+
+void PagerCore::ResumePrefetch() {
+  for (int i = 0; i < Prefetcher::kStreams; i++) {
+    if (prefetch_.starved(i) && PrefetchBudget(1) > 0) ReadAhead(prefetch_.OnLanded(i));
+  }
+}
+
+uint32_t PagerCore::PrefetchBudget(uint32_t want) const {
+  // Prefetch takes only what no fault is waiting for, and never drives the
+  // pager toward its throttle: frames below the limit less one fault's own
+  // read, and the reserve above five eighths (the throttle is at half; the
+  // eighth between is write-back's).
+  if (draining_ || waiting_for_memory || stuck_ || eviction_paused() || throttled()) return 0;
+  // Each op holds an Op (14 KiB of the reserve arena, which is sized for the
+  // store's buffers, not for hundreds of them) and a round trip: a stream
+  // whose slots are scattered would otherwise go out as hundreds of tiny
+  // reads, and overflowed the arena (python over NFS).
+  if (prefetch_ops_ >= kMaxPrefetchOps) return 0;
+  const uint64_t one_read = std::min(cfg_.readahead_pages, max_run_);
+  const uint64_t room = limit_ > resident_ + one_read ? limit_ - resident_ - one_read : 0;
+  const uint64_t keep = reserve_->total_pages() * 5 / 8;
+  const uint64_t free = reserve_->free_pages();
+  const uint64_t pool = free > keep ? free - keep : 0;
+  return static_cast<uint32_t>(std::min<uint64_t>({want, room, pool}));
+}
+
+void PagerCore::ReadAhead(const Prefetcher::Plan& plan) {
+  if (plan.ahead_pages == 0) return;
+  // A run backwards is read forwards, in store-sized runs. If the budget
+  // runs out part-way, the prefetcher is told where: everything short of
+  // that point was read, so for a backward run, nothing was.
+  const bool backwards = plan.stride == -1;
+  const bool contiguous = plan.stride == 1 || backwards;
+  uint64_t page = backwards ? plan.ahead_first - (plan.ahead_pages - 1) : plan.ahead_first;
+  const int64_t step = contiguous ? 1 : plan.stride;
+  uint32_t done = 0;
+  while (done < plan.ahead_pages) {
+    PageEntry* e = table_.Find(page);
+    uint32_t n = 1;
+    if (e != nullptr && e->state() == PageState::kSwapped) {
+      n = contiguous ? ReadRun(page, *e, std::min(plan.ahead_pages - done, std::min(cfg_.readahead_pages, max_run_))) : 1;
+      n = PrefetchBudget(n);
+      std::byte* buf = n == 0 ? nullptr : reserve_->AllocPages(n);
+      if (buf == nullptr) {
+        prefetch_.Stopped(plan, backwards ? 0 : done);
+        return;
+      }
+      Op* op = StartRead(page, *e, n, buf);
+      op->stream = plan.stream;
+      prefetch_ops_++;
+      Submit(op);
+      stats_->Add(stats_->pages_read_ahead, n);
+    }
+    page += static_cast<uint64_t>(step * n);
+    done += n;
+  }
 }
 
 void PagerCore::Poison(uint64_t page, PageEntry& e, const char* why) {
@@ -224,6 +321,15 @@ void PagerCore::Poison(uint64_t page, PageEntry& e, const char* why) {
   uffd_.Wake(PageTable::AddrOf(page), 1);
 }
 
+void PagerCore::OpenRead(Op* op) const {
+  if (op->io.error != 0) return;
+  PageCodec::Session session = codec_->Begin();
+  for (uint32_t i = 0; i < op->io.pages; i++) {
+    op->verdict[i] = session.Open(op->io.buf + uint64_t{i} * kPageSize, static_cast<uint32_t>(op->io.slot + i),
+                                  op->seals[i]);
+  }
+}
+
 void PagerCore::CompleteRead(Op* op) {
   ops_in_flight_--;
   const uint32_t n = op->io.pages;
@@ -233,13 +339,13 @@ void PagerCore::CompleteRead(Op* op) {
   for (uint32_t i = 0; i < n; i++) {
     PageEntry* e = op->pages[i] == kDone ? nullptr : table_.Find(op->pages[i]);
     live[i] = e != nullptr && e->state() == PageState::kReading && e->aux() == op->io.id;
-    good[i] = live[i] && op->io.error == 0 &&
-              PageChecksum(op->io.buf + i * kPageSize) == slots_.checksum(static_cast<uint32_t>(op->io.slot + i));
+    good[i] = live[i] && op->io.error == 0 && op->verdict[i] == 1;
     if (live[i] && !good[i] && op->retries == 0) retry = true;
   }
   if (retry) {
     // One more read before declaring the copy bad: a transient fault on the
-    // way must not cost the program a page.
+    // way must not cost the program a page, and a store with several copies
+    // reads another one (StoreOp::attempt).
     op->retries++;
     stats_->Add(stats_->io_retries);
     op->io.error = 0;
@@ -255,12 +361,13 @@ void PagerCore::CompleteRead(Op* op) {
     }
     if (!good[i]) {
       PageEntry& e = table_.At(op->pages[i]);
-      char why[96];
+      char why[128];
       if (op->io.error != 0) {
         snprintf(why, sizeof why, "swap-in failed: %s", strerror(op->io.error));
         stats_->Add(stats_->io_errors);
       } else {
-        snprintf(why, sizeof why, "checksum mismatch in the swap copy");
+        snprintf(why, sizeof why, "%s", codec_->encrypting() ? "the swap copy fails its authentication tag (altered, moved or replayed)"
+                                                              : "checksum mismatch in the swap copy");
       }
       Poison(op->pages[i], e, why);
       resident_--;
@@ -306,7 +413,12 @@ void PagerCore::CompleteRead(Op* op) {
     return;
   }
   if (op->t0_ns != 0) stats_->RecordFaultLatency(NowNs() - op->t0_ns);
+  const int stream = op->stream;
   FreeOp(op);
+  if (stream >= 0) {
+    prefetch_ops_--;
+    ReadAhead(prefetch_.OnLanded(stream));
+  }
 }
 
 void PagerCore::RetryReads() {
@@ -321,7 +433,7 @@ bool PagerCore::BringHome() {
     switch (e.state()) {
       case PageState::kInactive:
       case PageState::kWriting:
-      case PageState::kSwapped: {
+      case PageState::kSwapped: {  // kSealing: inactive once its batch is back (draining)
         Fault f;
         f.addr = PageTable::AddrOf(page);
         f.t0_ns = NowNs();

@@ -23,13 +23,13 @@ namespace pager {
 
 class Mailbox {
  public:
-  enum class Kind : uint8_t { kAdopt, kUnmap, kSync, kBeginFork, kEndFork, kShutdown, kPageState };
+  enum class Kind : uint8_t { kAdopt, kUnmap, kSync, kBeginFork, kEndFork, kShutdown, kPageState, kPageSlot };
 
   struct Request {
     Kind kind = Kind::kSync;
     uintptr_t addr = 0;
     uint64_t len = 0;
-    uint64_t out = 0;  // a result value (kPageState)
+    uint64_t out = 0;  // a result value (kPageState, kPageSlot)
 
    private:
     friend class Mailbox;

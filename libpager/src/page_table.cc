@@ -14,6 +14,7 @@ const char* PageStateName(PageState s) {
     case PageState::kWriting: return "writing";
     case PageState::kSwapped: return "swapped";
     case PageState::kPoisoned: return "poisoned";
+    case PageState::kSealing: return "sealing";
   }
   return "invalid";
 }

@@ -9,7 +9,8 @@
 //   bit   3      referenced (touched since the clock hand last passed)
 //   bit   4      queued on the active ring
 //   bit   5      queued on the inactive queue
-//   bits  8..31  aux: inactive frame (kInactive) or op id (kReading, kWriting)
+//   bits  8..31  aux: inactive frame (kInactive) or op id (kReading, kWriting,
+//                kSealing)
 //   bits 32..63  slot + 1 (0: no slot). For kResident and kInactive a slot,
 //                when present, holds a copy that was valid when the page was
 //                read; whether it still is, the checksum decides at eviction.
@@ -39,6 +40,8 @@ enum class PageState : uint8_t {
   kWriting = 4,   // write-back in flight; content still in the write buffer
   kSwapped = 5,   // content only in its slot
   kPoisoned = 6,  // its slot failed its checksum; touching it raises SIGBUS
+  kSealing = 7,   // inactive, its frame pinned by a write-back batch at the
+                  // seal worker (aux: the batch's op id); re-touch = no I/O
 };
 const char* PageStateName(PageState s);
 

@@ -72,6 +72,8 @@ class Pager::Impl : public StoreListener {
   void OnBackendState(BackendState state, const std::string& why) override;
   void OnThreadStart() override;
   StoreServersBlock* servers_stats() override { return &stats_->servers; }
+  // A finished op or seal batch, from any thread, to the loop.
+  void Post(Op* op);
 
  private:
   void Loop();
@@ -94,6 +96,11 @@ class Pager::Impl : public StoreListener {
     uint64_t out = 0;
     (void)Call(Mailbox::Kind::kPageState, reinterpret_cast<uintptr_t>(addr), 0, &out);
     return static_cast<PageState>(out);
+  }
+  int64_t TEST_PageSlot(const void* addr) {
+    uint64_t out = 0;
+    (void)Call(Mailbox::Kind::kPageSlot, reinterpret_cast<uintptr_t>(addr), 0, &out);
+    return static_cast<int64_t>(out);
   }
 
  private:
@@ -179,14 +186,17 @@ Status Pager::Impl::Start() {
     }
   }
 
+  auto codec = PageCodec::Create(cfg_.Encrypting());
+  if (!codec.ok()) return codec.status();
   features_ = f.ToString();
   // The core exists before the store starts: the store's threads bind to its
   // reserve arena (OnThreadStart) as they start.
-  core_ = std::make_unique<PagerCore>(cfg_, std::move(*uffd), std::move(*fr), std::move(*reserve), store_.get(),
-                                      stats_);
+  core_ = std::make_unique<PagerCore>(cfg_, std::move(*uffd), std::move(*fr), std::move(*reserve),
+                                      std::move(*codec), store_.get(), stats_);
   uffd_ = &core_->uffd();
 
   SignalsBlocked blocked;  // inherited by the store's threads and ours
+  core_->StartWorkers([this](Op* batch) { Post(batch); });
   s = store_->Start(this);
   if (!s.ok()) return s;
 
@@ -212,9 +222,16 @@ void Pager::Impl::Kick() {
 }
 
 void Pager::Impl::OnComplete(StoreOp* op) {
+  // Opening a read's pages (checksums, or decryption and tags) happens here,
+  // on the store's thread: not on the pager thread's critical path.
+  if (op->kind == StoreOp::Kind::kRead) core_->OpenRead(reinterpret_cast<Op*>(op));
+  Post(reinterpret_cast<Op*>(op));
+}
+
+void Pager::Impl::Post(Op* op) {
   {
     std::lock_guard<std::mutex> l(done_mu_);
-    done_ops_.push_back(op);
+    done_ops_.push_back(&op->io);
   }
   Kick();
 }
@@ -281,7 +298,9 @@ void Pager::Impl::Loop() {
     }
     for (StoreOp* sop : ops) {
       Op* op = reinterpret_cast<Op*>(sop);
-      if (sop->kind == StoreOp::Kind::kRead) {
+      if (op->stage == Op::Stage::kSealing) {
+        core_->CompleteSeal(op);
+      } else if (sop->kind == StoreOp::Kind::kRead) {
         stats_->Add(stats_->bytes_read, uint64_t{sop->pages} * kPageSize);
         core_->CompleteRead(op);
       } else {
@@ -294,6 +313,7 @@ void Pager::Impl::Loop() {
     const uint64_t now = NowNs();
     ServeWaiters(now);
     more = core_->Evict(512);
+    if (mem_waiters_.empty()) core_->ResumePrefetch();
     core_->frames().Flush();
     core_->PublishStats();
     if (!homing_.empty() && CompleteHoming(now)) break;
@@ -390,9 +410,14 @@ void Pager::Impl::RunCommands() {
         core_->PublishStats();
         mailbox_.Complete(r, Status());
         break;
-      case Mailbox::Kind::kPageState: {
+      case Mailbox::Kind::kPageState:
+      case Mailbox::Kind::kPageSlot: {
         const PageEntry* e = core_->table().Find(PageTable::PageOf(r->addr));
-        r->out = static_cast<uint64_t>(e != nullptr ? e->state() : PageState::kEmpty);
+        if (r->kind == Mailbox::Kind::kPageState) {
+          r->out = static_cast<uint64_t>(e != nullptr ? e->state() : PageState::kEmpty);
+        } else {
+          r->out = e != nullptr && e->has_slot() ? e->slot() : ~uint64_t{0};
+        }
         mailbox_.Complete(r, Status());
         break;
       }
@@ -479,6 +504,7 @@ Result<std::unique_ptr<Pager>> Pager::Create(const Config& config, std::unique_p
 
 Result<void*> Pager::Map(size_t bytes) { return impl_->Map(bytes); }
 PageState PagerTestPeer::StateOf(Pager& p, const void* addr) { return p.impl_->TEST_PageState(addr); }
+int64_t PagerTestPeer::SlotOf(Pager& p, const void* addr) { return p.impl_->TEST_PageSlot(addr); }
 Status Pager::Unmap(void* addr, size_t bytes) { return impl_->Unmap(addr, bytes); }
 Status Pager::Adopt(void* addr, size_t bytes) { return impl_->Adopt(addr, bytes); }
 Stats Pager::GetStats() const { return impl_->GetStats(); }

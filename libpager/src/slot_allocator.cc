@@ -4,7 +4,7 @@
 
 namespace pager {
 namespace {
-// Grow in 256 MiB steps of swap: the bitmap and checksums grow with it, and a
+// Grow in 256 MiB steps of swap: the bitmap and seals grow with it, and a
 // small program never pays for a large store.
 constexpr uint64_t kGrowSlots = 65536;
 constexpr uint64_t kMaxSlots = 0xFFFFFFFEull;
@@ -23,7 +23,7 @@ bool SlotAllocator::ShouldGrow(uint32_t want) const {
 void SlotAllocator::Grow() {
   capacity_ = std::min(max_slots_, capacity_ + kGrowSlots);
   bits_.resize((capacity_ + 63) / 64, 0);
-  checksums_.resize(capacity_, 0);
+  seals_.resize(capacity_);
 }
 
 SlotAllocator::Run SlotAllocator::Allocate(uint32_t want) {

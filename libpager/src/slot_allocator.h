@@ -5,7 +5,8 @@
 // and pages evicted together (neighbours in the inactive queue, mostly
 // neighbours in memory) are read back together by read-ahead.
 //
-// Each slot carries the checksum of what was written to it: 8 bytes a slot.
+// Each slot carries the seal of what was written to it (page_codec.h: its
+// checksum, and with encryption its generation and tag): 32 bytes a slot.
 // Both maps grow with the swap in use: metadata (meta_alloc.h), not pool.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "meta_alloc.h"
+#include "page_codec.h"
 
 namespace pager {
 
@@ -29,8 +31,8 @@ class SlotAllocator {
   Run Allocate(uint32_t want);
   void Free(uint32_t slot);
 
-  uint64_t checksum(uint32_t slot) const { return checksums_[slot]; }
-  void set_checksum(uint32_t slot, uint64_t c) { checksums_[slot] = c; }
+  const PageSeal& seal(uint32_t slot) const { return seals_[slot]; }
+  void set_seal(uint32_t slot, const PageSeal& s) { seals_[slot] = s; }
 
   uint64_t in_use() const { return in_use_; }
   uint64_t capacity() const { return capacity_; }
@@ -46,7 +48,7 @@ class SlotAllocator {
   uint64_t cursor_ = 0;
   uint64_t in_use_ = 0;
   std::vector<uint64_t, MetaAllocator<uint64_t>> bits_;
-  std::vector<uint64_t, MetaAllocator<uint64_t>> checksums_;
+  std::vector<PageSeal, MetaAllocator<PageSeal>> seals_;
 };
 
 }  // namespace pager

@@ -20,7 +20,7 @@ namespace pager {
   X(io_errors) X(io_retries) X(checksum_failures) X(eviction_pauses) X(reserve_bytes)   \
   X(reserve_free_bytes) X(reserve_min_free_bytes) X(throttle_events) X(throttled_ns)    \
   X(limit_waits) X(reserve_arena_bytes) X(reserve_overflows) X(limit_overruns)      \
-  X(metadata_bytes) X(move_refusals)
+  X(metadata_bytes) X(move_refusals) X(encrypted)
 
 // A store over several servers (docs/servers.md): each server's counters,
 // written by the store's coordinating thread only (store/replicated_store*),

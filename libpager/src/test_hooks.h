@@ -3,6 +3,8 @@
 // racing it. Each runs on the pager thread, in order with everything else.
 #pragma once
 
+#include <cstdint>
+
 #include "page_table.h"
 #include "pager/pager.h"
 
@@ -12,6 +14,8 @@ class PagerTestPeer {
  public:
   // The state of the page at `addr` as the pager thread sees it now.
   static PageState StateOf(Pager& p, const void* addr);
+  // The slot holding the page at `addr`, or -1 if it has none.
+  static int64_t SlotOf(Pager& p, const void* addr);
 };
 
 }  // namespace pager

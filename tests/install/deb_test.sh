@@ -14,6 +14,8 @@
 # by the next run if this one was killed (the marker file says who
 # installed them).
 set -euo pipefail
+# Under pipefail, `cmd | grep -q` fails when grep exits at its first match
+# and cmd then dies of SIGPIPE: every pipe into grep here reads to the end.
 build=$1 consumer_src=$2 version=$3
 
 name=deb_test
@@ -59,7 +61,7 @@ mkdir -p /run/lock
 exec 9>/run/lock/libpager-deb-test.lock
 flock -w 600 9 || fail "another deb_test held /run/lock/libpager-deb-test.lock for 10 minutes"
 marker=/var/lib/libpager-deb-test.installed
-installed() { dpkg-query -W -f='${Status}\n' libpager libpager-dev 2>/dev/null | grep -q "ok installed"; }
+installed() { dpkg-query -W -f='${Status}\n' libpager libpager-dev 2>/dev/null | grep "ok installed" >/dev/null; }
 if installed; then
   if [[ -e $marker ]]; then
     echo "deb_test: removing the packages a killed run left installed"
@@ -95,7 +97,7 @@ run "$work/configure.log" cmake -S "$consumer_src" -B "$work/cmake" -DCMAKE_BUIL
 grep -q "libpager_DIR:PATH=/usr/lib/cmake/libpager" "$work/cmake/CMakeCache.txt" ||
   fail "find_package(libpager) did not find the packaged config: $(grep libpager_DIR "$work/cmake/CMakeCache.txt")"
 run "$work/build.log" cmake --build "$work/cmake" -j2 --target consumer
-ldd "$work/cmake/consumer" | grep -qE "libpager.so.* => (/usr)?/lib/libpager.so" ||
+ldd "$work/cmake/consumer" | grep -E "libpager.so.* => (/usr)?/lib/libpager.so" >/dev/null ||
   fail "the consumer does not load the packaged libpager.so: $(ldd "$work/cmake/consumer" | grep libpager)"
 out=$("$work/cmake/consumer" memory: 2>&1) || fail "consumer: $out"
 echo "consumer: $out"

@@ -13,6 +13,8 @@
 #   install_test.sh BUILD_DIR CONSUMER_SOURCE_DIR LIBDIR VERSION SOVERSION
 # Exit 0 passed, 1 failed, 77 skipped (no userfaultfd right here).
 set -euo pipefail
+# Under pipefail, `cmd | grep -q` fails when grep exits at its first match
+# and cmd then dies of SIGPIPE: every pipe into grep here reads to the end.
 build=$1 consumer_src=$2 libdir=$3 version=$4 soversion=$5
 
 work=$(mktemp -d "$build/install_test.XXXXXX")
@@ -33,7 +35,7 @@ for f in bin/pagerctl "$libdir/libpager.so" "$libdir/libpager.so.$soversion" "$l
   [[ -e $prefix/$f ]] || fail "$f is not installed (installed: $(cd "$prefix" && find . -type f | sort | tr '\n' ' '))"
 done
 lib=$prefix/$libdir/libpager.so.$version
-readelf -d "$lib" | grep -q "Library soname: \[libpager.so.$soversion\]" || fail "SONAME of $lib is not libpager.so.$soversion"
+readelf -d "$lib" | grep "Library soname: \[libpager.so.$soversion\]" >/dev/null || fail "SONAME of $lib is not libpager.so.$soversion"
 # The public headers stand alone: no Boost, libnfs or jemalloc in them.
 if grep -nE '#include.*(boost|nfsc|libnfs|jemalloc)' "$prefix"/include/pager/*.h; then
   fail "a public header includes a dependency's header"
@@ -47,7 +49,7 @@ internal=$(nm -DC --defined-only "$lib" | grep -E 'pager::(Pager::Impl::|PagerCo
 [[ -z $internal ]] || fail "libpager.so exports internals:"$'\n'"$internal"
 
 # ---- Can this machine page at all? (root or CAP_SYS_PTRACE in CI)
-if "$prefix/bin/pagerctl" check --swap memory: | grep -q '^missing  userfaultfd'; then
+if "$prefix/bin/pagerctl" check --swap memory: | grep '^missing  userfaultfd' >/dev/null; then
   skip "no userfaultfd right here ($("$prefix/bin/pagerctl" check | grep userfaultfd))"
 fi
 
@@ -71,7 +73,7 @@ run "$work/pc_c.log" gcc -std=c11 -Wall -Wextra -Werror "$consumer_src/consumer_
 mkdir "$work/swap"
 for exe in "$work/cmake/consumer" "$work/consumer_pc" "$work/cmake/consumer_c" "$work/consumer_c_pc"; do
   # The installed libpager.so, not another one.
-  ldd "$exe" | grep -q "libpager.so.$soversion => $(realpath "$prefix/$libdir")/libpager.so.$soversion" ||
+  ldd "$exe" | grep "libpager.so.$soversion => $(realpath "$prefix/$libdir")/libpager.so.$soversion" >/dev/null ||
     fail "$exe does not load the installed libpager.so: $(ldd "$exe" | grep libpager)"
   for swap in memory: "$work/swap"; do
     out=$("$exe" "$swap" 2>&1) || fail "$exe $swap: $out"

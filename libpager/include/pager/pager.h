@@ -87,12 +87,26 @@ struct PAGER_EXPORT Config {
   // zero-fill-ahead on sequential first touches. LIBPAGER_READAHEAD.
   uint32_t readahead_pages = 64;
 
+  // How far ahead, in pages, a swap-in stream (a scan, forwards or back, or
+  // a fixed stride) is read before the program gets there; at most an eighth
+  // of memory_limit is used. 0: never read ahead of a fault. LIBPAGER_PREFETCH.
+  uint32_t prefetch_pages = 1024;
+
   // Milliseconds Create() waits for the swap server. LIBPAGER_CONNECT_TIMEOUT_MS.
   uint32_t connect_timeout_ms = 10000;
 
   // Comma-separated kernel features to treat as absent, to exercise the
   // fallbacks: move, wp, poison, remap, unmap, remove, fork. LIBPAGER_DISABLE.
   std::string disable_features;
+
+  // Encrypt and authenticate every page written to the store (AES-256-GCM,
+  // a fresh key per pager, held only in locked memory; docs/security.md).
+  // kAuto: on for nfs://, where the pages leave the machine; off for a local
+  // file, which only its owner can read. LIBPAGER_ENCRYPT=0|1.
+  enum class Encrypt : uint8_t { kAuto = 0, kOn = 1, kOff = 2 };
+  Encrypt encrypt = Encrypt::kAuto;
+  // Whether pages are encrypted with these settings (kAuto resolved).
+  bool Encrypting() const;
 
   // Publish the stats in a shared-memory file that pagerctl reads (see
   // pager/monitor.h). A directory that cannot take the file is a logged
@@ -191,6 +205,7 @@ struct PAGER_EXPORT Stats {
                                      // or locked mappings) and faults went over the limit
   uint64_t move_refusals = 0;        // pages eviction found pinned, shared with a fork
                                      // child, read-only or mlocked (kept in memory)
+  uint64_t encrypted = 0;            // 1: pages are encrypted and authenticated in the store
   uint64_t metadata_bytes = 0;       // page tables, slot maps, queues: ordinary memory that
                                      // grows with what is mapped and swapped (every pager
                                      // of the process), not part of the reserve

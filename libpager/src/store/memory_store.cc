@@ -112,6 +112,20 @@ void MemoryStore::Corrupt(uint64_t slot) {
   if ((slot + 1) * kPageSize <= data_.size()) data_[slot * kPageSize + 123] ^= std::byte{0x5a};
 }
 
+std::vector<std::byte> MemoryStore::ReadSlot(uint64_t slot) const {
+  std::lock_guard<std::mutex> l(mu_);
+  if ((slot + 1) * kPageSize > data_.size()) return {};
+  return std::vector<std::byte>(data_.begin() + static_cast<long>(slot * kPageSize),
+                                data_.begin() + static_cast<long>((slot + 1) * kPageSize));
+}
+
+void MemoryStore::WriteSlot(uint64_t slot, const std::vector<std::byte>& bytes) {
+  std::lock_guard<std::mutex> l(mu_);
+  if ((slot + 1) * kPageSize <= data_.size() && bytes.size() == kPageSize) {
+    memcpy(data_.data() + slot * kPageSize, bytes.data(), kPageSize);
+  }
+}
+
 uint64_t MemoryStore::slots_allocated() const {
   std::lock_guard<std::mutex> l(mu_);
   return data_.size() / kPageSize;

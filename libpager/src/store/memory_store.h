@@ -33,6 +33,10 @@ class MemoryStore : public Store {
   void DelayCompletions(uint32_t max_us) { delay_us_.store(max_us); }
   // Flips a byte of a slot, as a corrupted disk would.
   void Corrupt(uint64_t slot);
+  // A slot's bytes as stored, and overwriting them: what a hostile server
+  // can do (swap two slots, restore an older copy of one).
+  std::vector<std::byte> ReadSlot(uint64_t slot) const;
+  void WriteSlot(uint64_t slot, const std::vector<std::byte>& bytes);
   uint64_t slots_allocated() const;
 
  private:
