@@ -156,18 +156,6 @@ TEST_P(NfsPager, Issue10PagesOnTheServerAreEncryptedByDefault) {
   }
 }
 
-// This process's swap file in the export directory `dir` (ours by name: host
-// and pid), or "".
-std::string OwnSwapFile(const std::string& dir) {
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  const std::string prefix = std::string("libpager-") + host + "-" + std::to_string(getpid()) + "-";
-  for (auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) return e.path();
-  }
-  return "";
-}
-
 // The swap file's slots, edited behind the server's back on its disk.
 class ExportSlots : public SlotEditor {
  public:
