@@ -9,90 +9,23 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <condition_variable>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <deque>
-#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "../tests/nfs_server.h"
 #include "store/nfs_store.h"
-#include "timing.h"
+#include "store_workload.h"
 
 namespace {
 
-using bench::Clock;
-using bench::SecondsSince;
+using Clock = std::chrono::steady_clock;
+using pager::bench::Work;
 using pager::kPageSize;
-using pager::Store;
 using pager::StoreOp;
-
-class Waiter : public pager::StoreListener {
- public:
-  void OnComplete(StoreOp* op) override {
-    std::lock_guard<std::mutex> l(mu_);
-    done_.push_back(op);
-    cv_.notify_one();
-  }
-  void OnBackendState(pager::BackendState, const std::string&) override {}
-  StoreOp* Next() {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return !done_.empty(); });
-    StoreOp* op = done_.front();
-    done_.pop_front();
-    return op;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<StoreOp*> done_;
-};
-
-// One workload: `n` ops of `pages` pages, `qd` in flight, at sequential or
-// random slots within `span` slots.
-struct Work {
-  StoreOp::Kind kind;
-  uint32_t pages;
-  int qd;
-  size_t n;
-  bool random;
-  uint64_t span;
-};
-
-uint64_t SlotOf(const Work& w, size_t i, std::mt19937_64& rng) {
-  if (!w.random) return (i * w.pages) % w.span;
-  return (rng() % (w.span / w.pages)) * w.pages;
-}
-
-// Seconds for `w` on the store.
-double RunStore(Store* s, Waiter* waiter, const Work& w) {
-  std::vector<StoreOp> ops(w.qd);
-  std::vector<std::vector<std::byte>> bufs(w.qd, std::vector<std::byte>(size_t{w.pages} * kPageSize, std::byte{7}));
-  std::mt19937_64 rng(42);
-  auto t0 = Clock::now();
-  size_t issued = 0, done = 0;
-  for (int i = 0; i < w.qd && issued < w.n; i++, issued++) {
-    ops[i] = StoreOp{w.kind, SlotOf(w, issued, rng), w.pages, bufs[i].data()};
-    s->Submit(&ops[i]);
-  }
-  while (done < w.n) {
-    StoreOp* op = waiter->Next();
-    if (op->error) {
-      std::fprintf(stderr, "op failed: %s\n", strerror(op->error));
-      std::exit(1);
-    }
-    done++;
-    if (issued < w.n) {
-      *op = StoreOp{w.kind, SlotOf(w, issued++, rng), w.pages, op->buf};
-      s->Submit(op);
-    }
-  }
-  return SecondsSince(t0);
-}
 
 // Seconds for `w` with pread/pwrite on a local file (QD 1: it is
 // synchronous; the page cache answers). Writes end with one fdatasync, the
@@ -102,20 +35,20 @@ double RunLocal(int fd, const Work& w) {
   std::mt19937_64 rng(42);
   auto t0 = Clock::now();
   for (size_t i = 0; i < w.n; i++) {
-    off_t off = static_cast<off_t>(SlotOf(w, i, rng) * kPageSize);
+    off_t off = static_cast<off_t>(pager::bench::SlotOf(w, i, rng) * kPageSize);
     ssize_t r = w.kind == StoreOp::Kind::kWrite ? pwrite(fd, buf.data(), buf.size(), off)
                                                 : pread(fd, buf.data(), buf.size(), off);
     if (r != static_cast<ssize_t>(buf.size())) std::exit(1);
   }
   if (w.kind == StoreOp::Kind::kWrite) fdatasync(fd);
-  return SecondsSince(t0);
+  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 double MemcpyGBs() {
   std::vector<char> a(256 << 20, 1), b(256 << 20);
   auto t0 = Clock::now();
   for (int i = 0; i < 4; i++) std::memcpy(b.data(), a.data(), a.size());
-  double s = SecondsSince(t0);
+  double s = std::chrono::duration<double>(Clock::now() - t0).count();
   return 4.0 * a.size() / s / 1e9;
 }
 
@@ -168,7 +101,7 @@ int main(int argc, char** argv) {
   };
   for (const auto& [label, query] : configs) {
     auto s = pager::OpenNfsStore(server.url("", query), 0, 10000);
-    Waiter waiter;
+    pager::bench::Waiter waiter;
     if (!s.ok() || !(*s)->Start(&waiter).ok()) {
       std::fprintf(stderr, "%s: cannot start the store\n", label);
       return 1;
@@ -182,7 +115,7 @@ int main(int argc, char** argv) {
         w.span = 4096;
         if (w.kind == StoreOp::Kind::kWrite) w.n = w.pages > 1 ? 16 : w.n / 16;
       }
-      double secs = RunStore(s->get(), &waiter, w);
+      double secs = pager::bench::RunStore(s->get(), &waiter, w);
       Case c = cases[i];
       c.w = w;
       double local_rate = rate(cases[i], local[i]);

@@ -184,7 +184,7 @@ bool CheckSwap(const pager::Config& cfg, Report* r) {
   const std::string where = cfg.EffectiveSwap();
   const std::string fix = "a writable directory, or a reachable NFS export (docs/nfs.md)";
   auto t0 = Clock::now();
-  auto store = pager::OpenStore(where, cfg.swap_max, cfg.connect_timeout_ms);
+  auto store = pager::OpenStore(where, cfg.store_options());
   if (!store.ok()) {
     r->Add("swap", "missing", store.status().message(), fix);
     return true;

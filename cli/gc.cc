@@ -97,8 +97,8 @@ int Gc(const std::vector<std::string>& args) {
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")("dry-run,n", "list what would be removed, remove nothing")(
       "swap,s", po::value<std::vector<std::string>>()->composing()->value_name("LOCATION"),
-      "also look for swap files in LOCATION: DIR, file:///DIR or nfs://HOST[:PORT]/EXPORT[/DIR][?...] "
-      "(repeatable)")("idle", po::value<std::string>()->value_name("DURATION"),
+      "also look for swap files in LOCATION: DIR, file:///DIR or nfs://HOST[:PORT]/EXPORT[/DIR][?...], "
+      "or several NFS servers comma-separated (repeatable)")("idle", po::value<std::string>()->value_name("DURATION"),
                       "also remove swap files this host cannot judge (another host's, another PID namespace's) "
                       "untouched for DURATION, at least 5m")(
       "connect-timeout", po::value<std::string>()->value_name("DURATION"),
@@ -151,10 +151,14 @@ int Gc(const std::vector<std::string>& args) {
     while (l[0] == '/' && l.size() > 1 && l.back() == '/') l.pop_back();
     locations[l] = locations[l] || explicit_location;
   };
-  add(pager::Config().EffectiveSwap(), false);
-  if (const char* s = getenv("LIBPAGER_SWAP")) add(s, false);
+  // A location naming several servers: each holds its own swap files.
+  auto add_all = [&](const std::string& location, bool explicit_location) {
+    for (const std::string& l : pager::SplitSwapLocation(location)) add(l, explicit_location);
+  };
+  add_all(pager::Config().EffectiveSwap(), false);
+  if (const char* s = getenv("LIBPAGER_SWAP")) add_all(s, false);
   if (vm.count("swap")) {
-    for (const auto& l : vm["swap"].as<std::vector<std::string>>()) add(l, true);
+    for (const auto& l : vm["swap"].as<std::vector<std::string>>()) add_all(l, true);
   }
 
   Tally t;

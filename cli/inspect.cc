@@ -85,11 +85,41 @@ class Obj {
   std::string out_;
 };
 
+std::string HistogramJson(const uint64_t (&buckets)[pager::kLatencyBuckets]) {
+  std::string hist = "[";
+  for (int i = 0; i < pager::kLatencyBuckets; i++) hist += (i ? "," : "") + std::to_string(buckets[i]);
+  return hist + "]";
+}
+
+// The servers of a store over several (docs/servers.md); [] for one server.
+std::string ServersJson(const Stats& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.servers.size(); i++) {
+    const pager::ServerStats& v = s.servers[i];
+    out += (i ? "," : "") + Obj()
+                                .Str("name", v.name)
+                                .Str("state", pager::ServerStateName(v.state))
+                                .Num("reads", v.reads)
+                                .Num("writes", v.writes)
+                                .Num("bytes_read", v.bytes_read)
+                                .Num("bytes_written", v.bytes_written)
+                                .Num("hedged_reads", v.hedged_reads)
+                                .Num("errors", v.errors)
+                                .Num("downs", v.downs)
+                                .Num("extents", v.extents)
+                                .Raw("latency_us", Obj()
+                                                       .Real("p50", v.LatencyPercentile(50))
+                                                       .Real("p99", v.LatencyPercentile(99))
+                                                       .Raw("histogram", HistogramJson(v.latency_us))
+                                                       .str())
+                                .str();
+  }
+  return out + "]";
+}
+
 std::string ProcessJson(const PagedProcess& p, const Rates* rates) {
   const Stats& s = p.stats;
-  std::string hist = "[";
-  for (int i = 0; i < Stats::kLatencyBuckets; i++) hist += (i ? "," : "") + std::to_string(s.fault_latency_us[i]);
-  hist += "]";
+  const std::string hist = HistogramJson(s.fault_latency_us);
   Obj o;
   o.Num("pid", static_cast<uint64_t>(p.pid)).Num("index", p.index).Num("uid", p.uid).Str("command", p.command);
   o.Bool("stale", p.stale).Num("start_time_ticks", p.start_time).Num("created_unix_ms", p.created_unix_ms);
@@ -134,6 +164,10 @@ std::string ProcessJson(const PagedProcess& p, const Rates* rates) {
                      .Num("retries", s.io_retries)
                      .Num("errors", s.io_errors)
                      .Num("checksum_failures", s.checksum_failures)
+                     .Num("replicas", s.replicas)
+                     .Num("under_replicated_pages", s.under_replicated_pages)
+                     .Num("rereplicated_bytes", s.rereplicated_bytes)
+                     .Raw("servers", ServersJson(s))
                      .str());
   o.Raw("reserve", Obj()
                        .Num("bytes", s.reserve_bytes)
@@ -178,6 +212,16 @@ std::string UserName(uid_t uid) {
   return names[uid] = name;
 }
 
+// The backend state, and with several servers how many answer when not all
+// do: "ok 2/3 up".
+std::string BackendLabel(const Stats& s) {
+  std::string state = pager::BackendStateName(s.backend);
+  size_t up = 0;
+  for (const pager::ServerStats& v : s.servers) up += v.state == pager::ServerState::kOk;
+  if (up == s.servers.size()) return state;
+  return state + " " + std::to_string(up) + "/" + std::to_string(s.servers.size()) + " up";
+}
+
 std::string TableHeader(bool top) {
   std::string h = Pad("PID", 8, true) + Pad("USER", 9, true) + Pad("LIMIT", 10) + Pad("RESIDENT", 11) +
                   Pad("SWAPPED", 11) + Pad("FAULTS/S", 10);
@@ -197,7 +241,7 @@ std::string TableRow(const PagedProcess& p, const Rates& r, bool top) {
            Pad(s.limit_overruns == 0 ? "-" : Count(static_cast<double>(s.limit_overruns)), 9);
   }
   std::string throttled = s.throttled_ns == 0 ? "-" : Duration(static_cast<double>(s.throttled_ns) / 1e9);
-  std::string state = p.stale ? "stale" : pager::BackendStateName(s.backend);
+  std::string state = p.stale ? "stale" : BackendLabel(s);
   return row + Pad(throttled, 10) + "  " + Pad(state, 13, true) + p.command;
 }
 
@@ -346,6 +390,20 @@ void PrintHuman(const PagedProcess& p, const Rates& r) {
                       (r.known ? ", " + Size(static_cast<uint64_t>(r.written)) + "/s" : ""));
   line("retries", n(s.io_retries));
   line("errors", n(s.io_errors) + " (" + n(s.checksum_failures) + " checksum failures)");
+  if (!s.servers.empty()) {
+    printf("servers\n");
+    line("copies", n(s.replicas) + " of each page; " + n(s.under_replicated_pages) + " pages short of copies; " +
+                       Size(s.rereplicated_bytes) + " copied again");
+    for (const pager::ServerStats& v : s.servers) {
+      char lat[64];
+      snprintf(lat, sizeof lat, "p50 %.0fus  p99 %.0fus", v.LatencyPercentile(50), v.LatencyPercentile(99));
+      printf("  %-34s %-12s read %s in %s ops, written %s in %s ops, %s, %s extents, %s hedged, %s errors, "
+             "%s downs\n",
+             v.name.c_str(), pager::ServerStateName(v.state), Size(v.bytes_read).c_str(), n(v.reads).c_str(),
+             Size(v.bytes_written).c_str(), n(v.writes).c_str(), lat, n(v.extents).c_str(),
+             n(v.hedged_reads).c_str(), n(v.errors).c_str(), n(v.downs).c_str());
+    }
+  }
   printf("reserve\n");
   line("size", Size(s.reserve_bytes));
   line("free", Size(s.reserve_free_bytes) + " (lowest " + Size(s.reserve_min_free_bytes) + ")");

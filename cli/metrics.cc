@@ -121,25 +121,34 @@ class Exposition {
     }
   }
 
-  // Fault latency: bucket i of Stats counts [2^i, 2^(i+1)) us, the last one
-  // everything above as well, so it only shows in le="+Inf". There is no
-  // _sum: the pager keeps counts per bucket, not the total time.
   void Latency() {
     const char* name = "libpager_fault_latency_seconds";
     Head(name, "histogram", "Time from reading a fault to waking the faulting thread.");
-    for (size_t i = 0; i < pagers_.size(); i++) {
-      const Stats& s = pagers_[i]->stats;
-      uint64_t cumulative = 0;
-      for (int b = 0; b < Stats::kLatencyBuckets - 1; b++) {
-        cumulative += s.fault_latency_us[b];
-        Sample(std::string(name) + "_bucket",
-               labels_[i] + ",le=\"" + Number(static_cast<double>(uint64_t{2} << b) / 1e6) + "\"",
-               Number(cumulative));
+    for (size_t i = 0; i < pagers_.size(); i++) Histogram(name, labels_[i], pagers_[i]->stats.fault_latency_us);
+  }
+
+  // The servers of a store over several (docs/servers.md): one sample per
+  // pager and server, labelled server="host:port/export".
+  template <class Value>
+  void EachServer(const char* name, const char* type, const char* help, Value value) {
+    Head(name, type, help);
+    ForEachServer([&](const std::string& labels, const pager::ServerStats& v) { Sample(name, labels, Number(value(v))); });
+  }
+  void ServerStates() {
+    const char* name = "libpager_server_state";
+    Head(name, "gauge",
+         "1 for each server's state: ok, reconnecting (not answering, not yet down) or down (its pages are "
+         "served and copied from the other servers).");
+    ForEachServer([&](const std::string& labels, const pager::ServerStats& v) {
+      for (auto st : {pager::ServerState::kOk, pager::ServerState::kReconnecting, pager::ServerState::kDown}) {
+        Sample(name, labels + ",state=\"" + pager::ServerStateName(st) + "\"", Number(uint64_t{v.state == st}));
       }
-      cumulative += s.fault_latency_us[Stats::kLatencyBuckets - 1];
-      Sample(std::string(name) + "_bucket", labels_[i] + ",le=\"+Inf\"", Number(cumulative));
-      Sample(std::string(name) + "_count", labels_[i], Number(cumulative));
-    }
+    });
+  }
+  void ServerLatency() {
+    const char* name = "libpager_server_latency_seconds";
+    Head(name, "histogram", "Time from sending a request to a server to its answer.");
+    ForEachServer([&](const std::string& labels, const pager::ServerStats& v) { Histogram(name, labels, v.latency_us); });
   }
 
   // Always 1, with what is neither a number nor wanted on every sample.
@@ -159,6 +168,28 @@ class Exposition {
   const std::string& str() const { return out_; }
 
  private:
+  template <class Fn>
+  void ForEachServer(Fn fn) {
+    for (size_t i = 0; i < pagers_.size(); i++) {
+      for (const pager::ServerStats& v : pagers_[i]->stats.servers) fn(labels_[i] + ",server=" + LabelValue(v.name), v);
+    }
+  }
+
+  // Bucket i counts [2^i, 2^(i+1)) us, the last one everything above as
+  // well, so it only shows in le="+Inf". There is no _sum: the pager keeps
+  // counts per bucket, not the total time.
+  void Histogram(const char* name, const std::string& labels, const uint64_t (&buckets)[pager::kLatencyBuckets]) {
+    uint64_t cumulative = 0;
+    for (int b = 0; b < pager::kLatencyBuckets - 1; b++) {
+      cumulative += buckets[b];
+      Sample(std::string(name) + "_bucket", labels + ",le=\"" + Number(static_cast<double>(uint64_t{2} << b) / 1e6) + "\"",
+             Number(cumulative));
+    }
+    cumulative += buckets[pager::kLatencyBuckets - 1];
+    Sample(std::string(name) + "_bucket", labels + ",le=\"+Inf\"", Number(cumulative));
+    Sample(std::string(name) + "_count", labels, Number(cumulative));
+  }
+
   void Head(const char* name, const char* type, const char* help) {
     out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
   }
@@ -246,6 +277,32 @@ pager::Result<std::string> MetricsText(const std::string& stats_dir) {
          [](P p) { return uint64_t{p.stats.eviction_paused}; });
   e.Each("libpager_eviction_pauses_total", "counter", "Times eviction was paused.",
          [](P p) { return p.stats.eviction_pauses; });
+
+  e.Each("libpager_under_replicated_pages", "gauge",
+         "Swapped pages with fewer copies than configured (a store over several servers; 0 otherwise).",
+         [](P p) { return p.stats.under_replicated_pages; });
+  e.Each("libpager_rereplicated_bytes_total", "counter",
+         "Bytes copied from a surviving copy to another server after a copy was lost.",
+         [](P p) { return p.stats.rereplicated_bytes; });
+  e.ServerStates();
+  e.EachServer("libpager_server_read_bytes_total", "counter", "Bytes read from each server.",
+               [](const pager::ServerStats& v) { return v.bytes_read; });
+  e.EachServer("libpager_server_written_bytes_total", "counter", "Bytes written to each server.",
+               [](const pager::ServerStats& v) { return v.bytes_written; });
+  e.EachServer("libpager_server_reads_total", "counter", "Read requests answered by each server.",
+               [](const pager::ServerStats& v) { return v.reads; });
+  e.EachServer("libpager_server_writes_total", "counter", "Write requests answered by each server.",
+               [](const pager::ServerStats& v) { return v.writes; });
+  e.EachServer("libpager_server_hedged_reads_total", "counter",
+               "Reads sent to each server because the copy asked first was late.",
+               [](const pager::ServerStats& v) { return v.hedged_reads; });
+  e.EachServer("libpager_server_errors_total", "counter", "Requests each server answered with an error.",
+               [](const pager::ServerStats& v) { return v.errors; });
+  e.EachServer("libpager_server_downs_total", "counter", "Times each server was marked down.",
+               [](const pager::ServerStats& v) { return v.downs; });
+  e.EachServer("libpager_server_extents", "gauge", "Extents (1 MiB of slots) with a copy on each server.",
+               [](const pager::ServerStats& v) { return v.extents; });
+  e.ServerLatency();
 
   e.Each("libpager_reserve_bytes", "gauge", "Size of the locked emergency pool.",
          [](P p) { return p.stats.reserve_bytes; });

@@ -34,7 +34,8 @@ constexpr const char* kUsage =
     "\n"
     "examples:\n"
     "  pagerctl run --limit 512M -- python3 build_index.py\n"
-    "  pagerctl run --limit 1G --swap 'nfs://filer/export/swap?version=3' -- ./sim\n";
+    "  pagerctl run --limit 1G --swap 'nfs://filer/export/swap?version=3' -- ./sim\n"
+    "  pagerctl run --limit 4G --swap nfs://a/export,nfs://b/export,nfs://c/export -- ./sim\n";
 
 class NullListener : public pager::StoreListener {
  public:
@@ -47,7 +48,7 @@ class NullListener : public pager::StoreListener {
 // not later inside the program.
 void CheckSwap(const pager::Config& cfg) {
   const std::string where = cfg.EffectiveSwap();
-  auto store = pager::OpenStore(where, cfg.swap_max, cfg.connect_timeout_ms);
+  auto store = pager::OpenStore(where, cfg.store_options());
   if (!store.ok()) throw UsageError("--swap: " + store.status().message());
   NullListener listener;
   pager::Status s = (*store)->Start(&listener);
@@ -163,6 +164,9 @@ std::string OptionFor(const std::string& variable) {
       {"LIBPAGER_RESERVE", "--reserve"},
       {"LIBPAGER_SWAP_MAX", "--swap-max"},
       {"LIBPAGER_READAHEAD", "--readahead"},
+      {"LIBPAGER_SWAP", "--swap"},
+      {"LIBPAGER_REPLICAS", "--replicas"},
+      {"LIBPAGER_SERVER_TIMEOUT", "--server-timeout"},
       {"LIBPAGER_PREFETCH", "--prefetch"},
   };
   for (const auto& [var, option] : kOptions) {
@@ -181,7 +185,13 @@ int Run(const std::vector<std::string>& args) {
        "most paged memory resident at once, e.g. 512M (required unless LIBPAGER_LIMIT is set)")
       ("swap,s", po::value<std::string>()->value_name("LOCATION"),
        "where swapped pages go: DIR, file:///DIR, nfs://HOST[:PORT]/EXPORT[/DIR][?version=3|4], "
+       "several nfs:// URLs comma-separated (pages spread over the servers, see --replicas), "
        "or memory: (default: $TMPDIR, else /var/tmp)")
+      ("replicas", po::value<uint32_t>()->value_name("1|2"),
+       "with several servers: copies of each page, each on another server (default: 2)")
+      ("server-timeout", po::value<std::string>()->value_name("DURATION"),
+       "with several servers: one unanswered this long is marked down and its pages are "
+       "served and copied from the others (default: 30s)")
       ("swap-max", po::value<std::string>()->value_name("SIZE"), "cap on the swap file (default: none)")
       ("reserve", po::value<std::string>()->value_name("SIZE"),
        "the pager's locked emergency pool (default: 1% of the limit, 8M to 64M)")
@@ -234,6 +244,12 @@ int Run(const std::vector<std::string>& args) {
     }
   }
   if (vm.count("readahead")) cfg.readahead_pages = vm["readahead"].as<uint32_t>();
+  if (vm.count("replicas")) cfg.replicas = vm["replicas"].as<uint32_t>();
+  if (vm.count("server-timeout")) {
+    double s = ParseSecondsArg("--server-timeout", str("server-timeout"));
+    if (s > 3600) throw UsageError("--server-timeout: at most 1h");
+    cfg.server_timeout_ms = static_cast<uint32_t>(s * 1000);
+  }
   if (vm.count("prefetch")) cfg.prefetch_pages = vm["prefetch"].as<uint32_t>();
   if (vm.count("connect-timeout")) {
     double s = ParseSecondsArg("--connect-timeout", str("connect-timeout"));
@@ -277,6 +293,8 @@ int Run(const std::vector<std::string>& args) {
   SetEnv("LIBPAGER_READAHEAD", std::to_string(cfg.readahead_pages));
   SetEnv("LIBPAGER_PREFETCH", std::to_string(cfg.prefetch_pages));
   SetEnv("LIBPAGER_CONNECT_TIMEOUT_MS", std::to_string(cfg.connect_timeout_ms));
+  if (cfg.replicas != 0) SetEnv("LIBPAGER_REPLICAS", std::to_string(cfg.replicas));
+  SetEnv("LIBPAGER_SERVER_TIMEOUT", std::to_string(cfg.server_timeout_ms) + "ms");
   if (!cfg.disable_features.empty()) SetEnv("LIBPAGER_DISABLE", cfg.disable_features);
   if (vm.count("log")) SetEnv("LIBPAGER_LOG", str("log"));
   SetEnv("LIBPAGER_STATS", cfg.publish_stats ? "1" : "0");

@@ -169,7 +169,7 @@ Pager* StartPager(std::string* err) {
   // The store Init checked, or (a fork child) one of our own.
   std::unique_ptr<Store> store(std::exchange(g_store, nullptr));
   if (!store) {
-    auto opened = OpenStore(location, g_config->swap_max, g_config->connect_timeout_ms);
+    auto opened = OpenStore(location, g_config->store_options());
     if (!opened.ok()) {
       *err = opened.status().message();
       return nullptr;
@@ -245,7 +245,7 @@ Status CheckCanPage(const Config& cfg) {
     auto p = Pager::Create(cfg);
     return p.ok() ? Status() : p.status();
   }
-  auto store = OpenStore(cfg.EffectiveSwap(), cfg.swap_max, cfg.connect_timeout_ms);
+  auto store = OpenStore(cfg.EffectiveSwap(), cfg.store_options());
   if (!store.ok()) return store.status();
   g_store = store->release();
   return Status();

@@ -3,6 +3,9 @@
 //
 //   libpager-reaper LOCATION NAME TIMEOUT_MS    (stdin: the read end of a pipe)
 //
+// LOCATION may name several servers, comma-separated (a replicated store,
+// docs/servers.md): the file NAME is then removed from each of them.
+//
 // The preload's pager is never stopped (see Fini in preload.cc), so its
 // NFS store never removes its file itself. Before that store creates its
 // file, the preload spawns this program (reaper_spawn.cc) with the store's
@@ -40,9 +43,11 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "pager/swap_files.h"
 #include "process_id.h"
+#include "store/server_list.h"
 #include "swap_file.h"
 
 namespace {
@@ -71,9 +76,18 @@ bool WaitForEof() {
   }
 }
 
-bool RemoveOnce(const std::string& location, const std::string& name, uint32_t timeout_ms) {
-  auto dir = pager::SwapDirectory::Open(location, timeout_ms);
-  return dir.ok() && (*dir)->Remove(name).ok();
+// Removes `name` from every location still in `left`, dropping those done.
+// True when none is left.
+bool RemoveOnce(std::vector<std::string>* left, const std::string& name, uint32_t timeout_ms) {
+  for (size_t i = 0; i < left->size();) {
+    auto dir = pager::SwapDirectory::Open((*left)[i], timeout_ms);
+    if (dir.ok() && (*dir)->Remove(name).ok()) {
+      left->erase(left->begin() + static_cast<long>(i));
+    } else {
+      i++;
+    }
+  }
+  return left->empty();
 }
 
 }  // namespace
@@ -106,7 +120,8 @@ int main(int argc, char** argv) {
 
   const auto give_up = Clock::now() + kGiveUpAfter;
   Ms backoff = kBackoffMin;
-  while (!RemoveOnce(location, name, static_cast<uint32_t>(timeout_ms))) {
+  std::vector<std::string> left = pager::SplitSwapLocation(location);
+  while (!RemoveOnce(&left, name, static_cast<uint32_t>(timeout_ms))) {
     if (Clock::now() + backoff >= give_up) return 1;
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, kBackoffMax);

@@ -452,6 +452,60 @@ TEST(PagerctlStats, ShowsAPagerStuckOnADeadServer) {
   EXPECT_EQ(h.Stop(), 0);
 }
 
+// A store over two servers (docs/servers.md): each server's state and I/O
+// in stats (JSON and text), ps and metrics; a server killed shows as down
+// there while the program goes on from the other copy.
+TEST(PagerctlStats, ShowsEachServerOfAStoreOverSeveralServers) {
+  pager::testing::NfsServer a, b;
+  if (!a.Start() || !b.Start()) GTEST_SKIP() << "no NFS server: " << a.error() << b.error();
+  TempDir stats;
+  auto env = HelperEnv(stats.path(), a.url() + "," + b.url());
+  env["LIBPAGER_SERVER_TIMEOUT"] = "1s";
+  env["LIBPAGER_CONNECT_TIMEOUT_MS"] = "2000";
+  Helper h(kPages, env);
+  ASSERT_TRUE(h.ready());
+  const std::string pid = std::to_string(h.pid());
+  // How the stats name a server: host:port/export.
+  auto name_of = [](const std::string& url) {
+    const size_t p = url.find("nfsport=") + 8;
+    return "127.0.0.1:" + url.substr(p, url.find('&', p) - p) + "/export";
+  };
+  const std::string name_a = name_of(a.url()), name_b = name_of(b.url());
+  auto server_json = [&](const std::string& json, const std::string& name) {
+    const size_t at = json.find("{\"name\":\"" + name);
+    return at == std::string::npos ? std::string() : json.substr(at, json.find('}', at) - at);
+  };
+  Output r = Pagerctl({"stats", pid, "--json", "--stats-dir", stats.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(JsonNumber(r.out, "store", "replicas"), 2u);
+  EXPECT_EQ(JsonNumber(r.out, "store", "under_replicated_pages"), 0u);
+  for (const std::string& name : {name_a, name_b}) {
+    const std::string s = server_json(r.out, name);
+    EXPECT_CONTAINS(s, "\"state\":\"ok\"");
+    EXPECT_EQ(s.find("\"bytes_written\":0,"), std::string::npos) << "nothing written to " << name << ": " << s;
+  }
+  Output text = Pagerctl({"stats", pid, "--stats-dir", stats.path()});
+  EXPECT_CONTAINS(text.out, "servers\n");
+  EXPECT_CONTAINS(text.out, name_a);
+  EXPECT_CONTAINS(text.out, "2 of each page; 0 pages short of copies");
+  Output m = Pagerctl({"metrics", "--stats-dir", stats.path()});
+  EXPECT_CONTAINS(m.out, "server=\"" + name_b + "\",state=\"ok\"} 1");
+  EXPECT_CONTAINS(m.out, "libpager_server_latency_seconds_bucket{");
+
+  b.Kill();
+  h.Send("touch\n");  // reads every page again: from the other copy
+  std::string state_b;
+  for (int i = 0; i < 100 && state_b.find("\"state\":\"down\"") == std::string::npos; i++) {
+    usleep(100000);
+    state_b = server_json(Pagerctl({"stats", pid, "--json", "--stats-dir", stats.path()}).out, name_b);
+  }
+  EXPECT_CONTAINS(state_b, "\"state\":\"down\"");
+  EXPECT_CONTAINS(Pagerctl({"ps", "--stats-dir", stats.path()}).out, "ok 1/2 up");
+  EXPECT_CONTAINS(Pagerctl({"metrics", "--stats-dir", stats.path()}).out,
+                  "server=\"" + name_b + "\",state=\"down\"} 1");
+  EXPECT_EQ(h.Stop(), 0) << "the program did not finish with one server of two dead";
+}
+
 TEST(PagerctlStats, UnknownPidIsARuntimeErrorAndAGarbledOneAUsageError) {
   TempDir stats;
   Output r = Pagerctl({"stats", "999999", "--stats-dir", stats.path()});

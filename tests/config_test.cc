@@ -218,6 +218,42 @@ TEST(ConfigValidate, OtherBadSettingsAreNamed) {
   }
 }
 
+// Several servers (docs/servers.md): the list, the copies and the timeout
+// are checked before anything connects, each error naming the setting.
+TEST(ConfigValidate, ServerListsCopiesAndTheServerTimeoutAreChecked) {
+  const std::string a = "nfs://10.0.0.1/export", b = "nfs://10.0.0.2/export";
+  struct Case {
+    std::string swap;
+    uint32_t replicas;
+    uint32_t timeout_ms;
+    const char* expect;  // nullptr: valid
+  };
+  const Case cases[] = {
+      {a + "," + b, 0, 30000, nullptr},
+      {a + "," + b, 1, 30000, nullptr},
+      {a + "," + b, 2, 100, nullptr},
+      {a, 1, 30000, nullptr},
+      {a, 2, 30000, "replicas (LIBPAGER_REPLICAS): 2 copies need two servers or more in swap (LIBPAGER_SWAP)"},
+      {a + "," + b, 3, 30000, "replicas (LIBPAGER_REPLICAS): 3 copies are not supported"},
+      {a + "," + a, 0, 30000, "server 10.0.0.1:2049 is named twice"},
+      {a + ",/var/tmp", 0, 30000, "'/var/tmp': with several servers, every entry must be an nfs:// URL"},
+      {a + ",", 0, 30000, "'': with several servers"},
+      {a + "," + b, 0, 50, "server_timeout_ms (LIBPAGER_SERVER_TIMEOUT): need 100ms..1h"},
+  };
+  for (const Case& k : cases) {
+    Config c = Good();
+    c.swap = k.swap;
+    c.replicas = k.replicas;
+    c.server_timeout_ms = k.timeout_ms;
+    Status s = c.Validate();
+    if (k.expect == nullptr) {
+      EXPECT_TRUE(s.ok()) << k.swap << ": " << s.message();
+    } else {
+      EXPECT_CONTAINS(s.message(), k.expect) << k.swap;
+    }
+  }
+}
+
 // ---- Limits the machine can hold ----------------------------------------
 
 // The issue's --limit 1.5T on a 24 GiB machine: accepted, and its 1% reserve
@@ -357,7 +393,8 @@ TEST(ConfigValidate, LimitAboveTheProcesssMemoryCgroupIsRefused) {
 const char* const kVars[] = {
     "LIBPAGER_LIMIT",          "LIBPAGER_SWAP",           "LIBPAGER_SWAP_MAX",          "LIBPAGER_RESERVE",
     "LIBPAGER_HIGH_WATERMARK", "LIBPAGER_LOW_WATERMARK",  "LIBPAGER_INACTIVE_RATIO",    "LIBPAGER_POLICY",
-    "LIBPAGER_READAHEAD",      "LIBPAGER_CONNECT_TIMEOUT_MS", "LIBPAGER_DISABLE",
+    "LIBPAGER_READAHEAD",      "LIBPAGER_CONNECT_TIMEOUT_MS", "LIBPAGER_DISABLE",  "LIBPAGER_REPLICAS",
+    "LIBPAGER_SERVER_TIMEOUT",
 };
 
 // Every test starts and ends with no LIBPAGER_* variable set.
@@ -398,6 +435,8 @@ TEST_F(ConfigEnv, ReadsEveryVariable) {
   Set("LIBPAGER_READAHEAD", "16");
   Set("LIBPAGER_CONNECT_TIMEOUT_MS", "2500");
   Set("LIBPAGER_DISABLE", "move,wp");
+  Set("LIBPAGER_REPLICAS", "1");
+  Set("LIBPAGER_SERVER_TIMEOUT", "2.5s");
   auto r = Config::FromEnvironment();
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->memory_limit, 3 * kGiB / 2);
@@ -411,7 +450,23 @@ TEST_F(ConfigEnv, ReadsEveryVariable) {
   EXPECT_EQ(r->readahead_pages, 16u);
   EXPECT_EQ(r->connect_timeout_ms, 2500u);
   EXPECT_EQ(r->disable_features, "move,wp");
+  EXPECT_EQ(r->replicas, 1u);
+  EXPECT_EQ(r->server_timeout_ms, 2500u);
+  EXPECT_EQ(r->store_options().replicas, 1u);
+  EXPECT_EQ(r->store_options().server_timeout_ms, 2500u);
+  EXPECT_EQ(r->store_options().connect_timeout_ms, 2500u);
+  EXPECT_EQ(r->store_options().max_bytes, 20 * kGiB);
   EXPECT_TRUE(r->Validate().ok()) << r->Validate().message();
+}
+
+TEST_F(ConfigEnv, ServerTimeoutTakesUnitsAndABareNumberIsSeconds) {
+  for (const auto& [text, ms] : {std::pair<const char*, uint32_t>{"30", 30000}, {"500ms", 500}, {"2m", 120000},
+                                 {"1h", 3600000}, {"0.25s", 250}}) {
+    Set("LIBPAGER_SERVER_TIMEOUT", text);
+    auto r = Config::FromEnvironment();
+    ASSERT_TRUE(r.ok()) << text << ": " << r.status().message();
+    EXPECT_EQ(r->server_timeout_ms, ms) << text;
+  }
 }
 
 TEST_F(ConfigEnv, PolicyClockOverridesABaseOfFifo) {
@@ -445,6 +500,10 @@ TEST_F(ConfigEnv, BadValueNamesTheVariableAndTheValue) {
       {"LIBPAGER_READAHEAD", "4294967296"},
       {"LIBPAGER_CONNECT_TIMEOUT_MS", "10s"},
       {"LIBPAGER_CONNECT_TIMEOUT_MS", ""},
+      {"LIBPAGER_REPLICAS", "two"},
+      {"LIBPAGER_SERVER_TIMEOUT", "soon"},
+      {"LIBPAGER_SERVER_TIMEOUT", "5 days"},
+      {"LIBPAGER_SERVER_TIMEOUT", "-1s"},
   };
   for (const Case& c : cases) {
     ClearAll();

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "hammer.h"
 #include "nfs_server.h"
 #include "tampering.h"
 #include "test_util.h"
@@ -37,29 +38,12 @@
 namespace pager::testing {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr uint64_t kLimitPages = 256;  // 1 MiB: the smallest limit the 1 MiB reserve allows
 constexpr size_t kPages = kLimitPages * 8;
 constexpr int kThreads = 4;
 constexpr uint64_t kRunPages = 256;  // the largest store op the pager issues (core.h kMaxRun)
-
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// Runs `fn` on its own thread; aborts the test binary if it has not returned
-// within `limit`, naming `what`.
-void Within(Clock::duration limit, const char* what, std::function<void()> fn) {
-  std::packaged_task<void()> task(std::move(fn));
-  auto done = task.get_future();
-  std::thread t(std::move(task));
-  if (done.wait_for(limit) != std::future_status::ready) {
-    fprintf(stderr, "FATAL: %s did not return within %.0f s: deadlock\n", what, Seconds(limit));
-    fflush(stderr);
-    std::abort();
-  }
-  t.join();
-}
 
 Config NfsConfig(const std::string& url) {
   Config c;
@@ -68,99 +52,6 @@ Config NfsConfig(const std::string& url) {
   c.swap = url;
   c.connect_timeout_ms = 5000;
   return c;
-}
-
-// Threads own disjoint pages (page % kThreads), and each writes a new version
-// of a random own page after checking the version it wrote before. They run
-// until told to stop, so they are mid-fault whenever the server goes away.
-class Hammer {
- public:
-  explicit Hammer(unsigned char* base) : base_(base), version_(kPages, 0) {}
-  ~Hammer() { Stop(); }
-
-  void Start() {
-    for (int k = 0; k < kThreads; k++) {
-      threads_.emplace_back([this, k] {
-        std::mt19937_64 rng(k * 7919 + 1);
-        const size_t mine = kPages / kThreads;
-        while (!stop_.load(std::memory_order_relaxed)) {
-          size_t i = (rng() % mine) * kThreads + k;
-          unsigned char* p = base_ + i * kPageSize;
-          bool ok = version_[i] == 0 ? IsZeroPage(p) : CheckPage(p, i, version_[i]);
-          if (!ok) bad_++;
-          FillPage(p, i, ++version_[i]);
-          ops_++;
-        }
-      });
-    }
-  }
-  // Stops and joins the threads; aborts if they do not finish in time.
-  void Stop(Clock::duration limit = 120s) {
-    stop_ = true;
-    if (threads_.empty()) return;
-    Within(limit, "the program's threads", [this] {
-      for (auto& t : threads_) t.join();
-    });
-    threads_.clear();
-  }
-  uint64_t ops() const { return ops_.load(); }
-  uint64_t bad() const { return bad_.load(); }
-  // Pages whose bytes are not their last version; reports the first few.
-  uint64_t Verify() const {
-    uint64_t wrong = 0;
-    for (size_t i = 0; i < kPages; i++) {
-      const unsigned char* p = base_ + i * kPageSize;
-      bool ok = version_[i] == 0 ? IsZeroPage(p) : CheckPage(p, i, version_[i]);
-      if (!ok && wrong++ < 5) ADD_FAILURE() << "page " << i << " lost version " << version_[i];
-    }
-    return wrong;
-  }
-
- private:
-  unsigned char* base_;
-  std::vector<uint64_t> version_;  // entry i written only by thread i % kThreads
-  std::vector<std::thread> threads_;
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> ops_{0}, bad_{0};
-};
-
-// Polls the backend state until `until`, recording every state seen.
-struct StateLog {
-  bool seen[3] = {};
-  void Watch(const Pager& p, Clock::time_point until) {
-    do {
-      seen[static_cast<int>(p.GetStats().backend)] = true;
-      std::this_thread::sleep_for(2ms);
-    } while (Clock::now() < until);
-  }
-  // Waits up to `limit` for `want`; true if reached.
-  bool WaitFor(const Pager& p, BackendState want, Clock::duration limit) {
-    const auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-      BackendState s = p.GetStats().backend;
-      seen[static_cast<int>(s)] = true;
-      if (s == want) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  }
-};
-
-// Waits until eviction has written `n` pages through the store.
-bool WaitWritten(const Pager& p, uint64_t n, Clock::duration limit = 60s) {
-  const auto end = Clock::now() + limit;
-  while (p.GetStats().evictions_written < n) {
-    if (Clock::now() > end) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
-// The pager's thread still answers commands (it is not stuck behind the store).
-void ExpectResponsive(Pager& p, const char* when) {
-  auto t0 = Clock::now();
-  Within(30s, when, [&p] { p.Sync(); });
-  EXPECT_LT(Clock::now() - t0, 5s) << "Sync() " << when << " took " << Seconds(Clock::now() - t0) << " s";
 }
 
 // "" for NFSv3 (the default), "version=4".
@@ -265,18 +156,6 @@ TEST_P(NfsPager, Issue10PagesOnTheServerAreEncryptedByDefault) {
   }
 }
 
-// This process's swap file in the export directory `dir` (ours by name: host
-// and pid), or "".
-std::string OwnSwapFile(const std::string& dir) {
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  const std::string prefix = std::string("libpager-") + host + "-" + std::to_string(getpid()) + "-";
-  for (auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) return e.path();
-  }
-  return "";
-}
-
 // The swap file's slots, edited behind the server's back on its disk.
 class ExportSlots : public SlotEditor {
  public:
@@ -364,7 +243,7 @@ TEST_P(NfsPager, ServerKilledMidRunAndRestartedLosesNothing) {
   ASSERT_TRUE(pager);
   auto mem = pager->Map(kPages * kPageSize);
   ASSERT_TRUE(mem.ok());
-  Hammer h(static_cast<unsigned char*>(*mem));
+  Hammer h(static_cast<unsigned char*>(*mem), kPages, kThreads);
   h.Start();
   ASSERT_TRUE(WaitWritten(*pager, 4 * kLimitPages)) << "eviction never got going";
 
@@ -417,7 +296,7 @@ TEST_P(NfsPager, ServerStoppedTenSecondsThenContinuedCompletes) {
   ASSERT_TRUE(pager);
   auto mem = pager->Map(kPages * kPageSize);
   ASSERT_TRUE(mem.ok());
-  Hammer h(static_cast<unsigned char*>(*mem));
+  Hammer h(static_cast<unsigned char*>(*mem), kPages, kThreads);
   h.Start();
   ASSERT_TRUE(WaitWritten(*pager, 4 * kLimitPages)) << "eviction never got going";
 
@@ -577,14 +456,8 @@ void TouchDamagedPage(bool v4, void (*damage)(const std::string& path)) {
   const size_t pages = kLimitPages * 4;
   auto* m = static_cast<unsigned char*>(*p.Map(pages * kPageSize));
   for (size_t i = 0; i < pages; i++) FillPage(m + i * kPageSize, i, 1);
-  // Every write-back done: the count stops moving once under the watermark.
-  p.Sync();
-  uint64_t last = ~uint64_t{0};
-  for (int i = 0; i < 200 && p.GetStats().evictions_written != last; i++) {
-    last = p.GetStats().evictions_written;
-    std::this_thread::sleep_for(50ms);
-  }
-  if (last < kLimitPages) _exit(3);
+  WaitWriteBackDone(p);
+  if (p.GetStats().evictions_written < kLimitPages) _exit(3);
   const std::string path = OwnSwapFile(dir);
   if (path.empty()) _exit(4);
   damage(path);

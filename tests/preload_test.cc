@@ -586,6 +586,20 @@ std::vector<std::string> SwapFilesLeftAfter(const std::string& dir, std::chrono:
   return left;
 }
 
+// A program that pages 48 MiB, prints "ready" and sleeps, returned once it
+// printed it (or after a minute): it is then killed once it has paged (sh had
+// a file of its own before it exec'd).
+Running StartPagedSleeper(const Env& env) {
+  Running run = StartCommand("exec python3 -c 'import time\na = bytearray(48 << 20)\n"
+                             "for i in range(0, len(a), 4096): a[i] = 1\nprint(\"ready\", flush=True)\n"
+                             "time.sleep(600)'",
+                             env);
+  const std::string out = run.dir->path() + "/out";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (ReadAll(out) != "ready\n" && std::chrono::steady_clock::now() < deadline) usleep(20000);
+  return run;
+}
+
 class SwapFileLifetime : public ::testing::Test, public WithNfsServer {
  protected:
   static void SetUpTestSuite() { StartServer(); }
@@ -650,15 +664,8 @@ class SwapFileNfs : public SwapFileLifetime, public ::testing::WithParamInterfac
 TEST_P(SwapFileNfs, KilledProgramLeavesNoSwapFile) {
   std::string dir;
   const std::string swap = Swap(GetParam(), &dir);
-  Running run = StartCommand("exec python3 -c 'import time\na = bytearray(48 << 20)\n"
-                             "for i in range(0, len(a), 4096): a[i] = 1\nprint(\"ready\", flush=True)\n"
-                             "time.sleep(600)'",
-                             Paged(swap));
-  // Killed once it has paged (sh had a file of its own before it exec'd).
-  const std::string out = run.dir->path() + "/out";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (ReadAll(out) != "ready\n" && std::chrono::steady_clock::now() < deadline) usleep(20000);
-  ASSERT_EQ(ReadAll(out), "ready\n") << ReadAll(run.dir->path() + "/err");
+  Running run = StartPagedSleeper(Paged(swap));
+  ASSERT_EQ(ReadAll(run.dir->path() + "/out"), "ready\n") << ReadAll(run.dir->path() + "/err");
   ASSERT_EQ(SwapFilesIn(dir).size(), 1u) << "the program made no swap file";
   kill(run.pid, SIGKILL);
   RunResult r = FinishCommand(run);
@@ -698,6 +705,36 @@ TEST_P(SwapFileNfs, ForkChildDoesNotKeepItsParentsSwapFile) {
 
 INSTANTIATE_TEST_SUITE_P(, SwapFileNfs, ::testing::Values("nfs3", "nfs4"),
                          [](const auto& info) { return info.param; });
+
+// Several servers (docs/servers.md): each holds a file of the same name, and
+// the reaper removes them all, whether the program exits or is killed.
+TEST_F(SwapFileLifetime, ServersOfAListAreAllLeftWithoutASwapFile) {
+  pager::testing::NfsServer other;
+  ASSERT_TRUE(other.Start()) << other.error();
+  std::string dir;
+  const std::string swap = Swap("nfs3", &dir) + "," + other.url();
+  {
+    std::ofstream(work_.path() + "/w.py") << kWorkPy;
+  }
+  const std::string py = "python3 " + work_.path() + "/w.py";
+  RunResult plain = RunCommand(py, {}, false);
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  RunResult r = RunCommand(py, Paged(swap));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, plain.out) << r.err;
+  ExpectPaged(r, Busiest(r));
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+  EXPECT_EQ(SwapFilesLeftAfter(other.export_dir(), std::chrono::seconds(20)), std::vector<std::string>{});
+
+  Running run = StartPagedSleeper(Paged(swap));
+  ASSERT_EQ(ReadAll(run.dir->path() + "/out"), "ready\n") << ReadAll(run.dir->path() + "/err");
+  ASSERT_EQ(SwapFilesIn(dir).size(), 1u);
+  ASSERT_EQ(SwapFilesIn(other.export_dir()), SwapFilesIn(dir)) << "each server holds the file, under one name";
+  kill(run.pid, SIGKILL);
+  FinishCommand(run);
+  EXPECT_EQ(SwapFilesLeftAfter(dir, std::chrono::seconds(20)), std::vector<std::string>{});
+  EXPECT_EQ(SwapFilesLeftAfter(other.export_dir(), std::chrono::seconds(20)), std::vector<std::string>{});
+}
 
 class SwapFileAnyStore : public SwapFileLifetime, public ::testing::WithParamInterface<std::string> {};
 

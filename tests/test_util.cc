@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -215,6 +216,16 @@ std::string SwapFd(const Store& store) {
   }
   if (d != nullptr) closedir(d);
   return found;
+}
+
+std::string OwnSwapFile(const std::string& dir) {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string prefix = std::string("libpager-") + host + "-" + std::to_string(getpid()) + "-";
+  for (auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) return e.path();
+  }
+  return "";
 }
 
 }  // namespace pager::testing

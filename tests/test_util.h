@@ -129,6 +129,9 @@ bool BecomeNobody();
 // /proc/self/fd/N (a path that opens and truncates it); "" if no fd of
 // this process is the file the store describes ("file <path> (deleted)").
 std::string SwapFd(const Store& store);
+// This process's swap file in directory `dir` (an NFS export seen on the
+// server's disk; ours by name: host and pid), or "".
+std::string OwnSwapFile(const std::string& dir);
 
 
 }  // namespace pager::testing

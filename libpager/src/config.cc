@@ -12,6 +12,7 @@
 #include "pager/pager.h"
 #include "pager/units.h"
 #include "reserve.h"
+#include "store/server_list.h"
 
 namespace pager {
 
@@ -88,6 +89,9 @@ constexpr SettingName kSettingNames[] = {
     {"LIBPAGER_READAHEAD", "readahead_pages"},
     {"LIBPAGER_PREFETCH", "prefetch_pages"},
     {"LIBPAGER_SWAP_MAX", "swap_max"},
+    {"LIBPAGER_SWAP", "swap"},
+    {"LIBPAGER_REPLICAS", "replicas"},
+    {"LIBPAGER_SERVER_TIMEOUT", "server_timeout_ms"},
 };
 
 std::string FieldAndVariable(const std::string& variable) {
@@ -133,6 +137,26 @@ Status ReadUint(const char* var, uint32_t* out) {
   return Status();
 }
 
+// A duration in milliseconds: "30s", "500ms", "2m", "1h"; a bare number is
+// seconds.
+Status ReadDurationMs(const char* var, uint32_t* out) {
+  const char* v = getenv(var);
+  if (v == nullptr) return Status();
+  char* end = nullptr;
+  errno = 0;
+  const double d = strtod(v, &end);
+  const std::string unit(end);
+  const double ms_per = unit.empty() || unit == "s" ? 1000 : unit == "ms" ? 1 : unit == "m" ? 60000
+                        : unit == "h"                ? 3600000
+                                                     : -1;
+  const double ms = d * ms_per;
+  if (end == v || errno != 0 || ms_per < 0 || !(ms >= 0) || ms > 0xFFFFFFFFu) {
+    return BadVar(var, v, "expected a duration (examples: 30s, 500ms, 2m)");
+  }
+  *out = static_cast<uint32_t>(std::llround(ms));
+  return Status();
+}
+
 }  // namespace
 
 Result<Config> Config::FromEnvironment(Config c) {
@@ -146,6 +170,8 @@ Result<Config> Config::FromEnvironment(Config c) {
   if (!(s = ReadUint("LIBPAGER_READAHEAD", &c.readahead_pages)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_PREFETCH", &c.prefetch_pages)).ok()) return s;
   if (!(s = ReadUint("LIBPAGER_CONNECT_TIMEOUT_MS", &c.connect_timeout_ms)).ok()) return s;
+  if (!(s = ReadUint("LIBPAGER_REPLICAS", &c.replicas)).ok()) return s;
+  if (!(s = ReadDurationMs("LIBPAGER_SERVER_TIMEOUT", &c.server_timeout_ms)).ok()) return s;
   if (const char* v = getenv("LIBPAGER_SWAP")) c.swap = v;
   if (const char* v = getenv("LIBPAGER_DISABLE")) c.disable_features = v;
   if (const char* v = getenv("LIBPAGER_STATS_DIR")) c.stats_dir = v;
@@ -187,6 +213,15 @@ std::string Config::EffectiveSwap() const {
   return t != nullptr && t[0] == '/' ? t : "/var/tmp";
 }
 
+StoreOptions Config::store_options() const {
+  StoreOptions o;
+  o.max_bytes = swap_max;
+  o.connect_timeout_ms = connect_timeout_ms;
+  o.replicas = replicas;
+  o.server_timeout_ms = server_timeout_ms;
+  return o;
+}
+
 Status Config::Validate() const { return Validate(FieldAndVariable); }
 
 Status Config::Validate(const std::function<std::string(const std::string&)>& name) const {
@@ -218,6 +253,18 @@ Status Config::Validate(const std::function<std::string(const std::string&)>& na
   }
   if (swap_max != 0 && swap_max < 256 * kPageSize) {
     return Status::Error(name("LIBPAGER_SWAP_MAX") + ": " + FormatSize(swap_max) + " is below 1 MiB");
+  }
+  const std::vector<std::string> servers = SplitSwapLocation(EffectiveSwap());
+  if (replicas > 2 || (servers.size() < 2 && replicas > 1)) {
+    return Status::Error(name("LIBPAGER_REPLICAS") + ": " + std::to_string(replicas) + " copies " +
+                         (replicas > 2 ? "are not supported (1 or 2)"
+                                       : "need two servers or more in " + name("LIBPAGER_SWAP")));
+  }
+  if (servers.size() > 1) {
+    if (Status s = CheckServerList(servers, replicas); !s.ok()) return Status::Error(name("LIBPAGER_SWAP") + ": " + s.message());
+    if (server_timeout_ms < 100 || server_timeout_ms > 3600000) {
+      return Status::Error(name("LIBPAGER_SERVER_TIMEOUT") + ": need 100ms..1h");
+    }
   }
   // Last, as it reads the machine: a limit the machine (or the cgroup) can
   // never hold is a typo, and the pool is locked in every paged process.

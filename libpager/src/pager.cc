@@ -71,6 +71,7 @@ class Pager::Impl : public StoreListener {
   void OnComplete(StoreOp* op) override;
   void OnBackendState(BackendState state, const std::string& why) override;
   void OnThreadStart() override;
+  StoreServersBlock* servers_stats() override { return &stats_->servers; }
   // A finished op or seal batch, from any thread, to the loop.
   void Post(Op* op);
 
@@ -151,7 +152,7 @@ Status Pager::Impl::Start() {
   // yet); a store built by a caller who configured none describes itself.
   const std::string where = store_ && cfg_.swap.empty() ? store_->Describe() : cfg_.EffectiveSwap();
   if (!store_) {
-    auto st = OpenStore(cfg_.EffectiveSwap(), cfg_.swap_max, cfg_.connect_timeout_ms);
+    auto st = OpenStore(cfg_.EffectiveSwap(), cfg_.store_options());
     if (!st.ok()) return st.status();
     store_ = std::move(*st);
   }

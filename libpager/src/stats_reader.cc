@@ -84,6 +84,7 @@ Status Parse(const SegmentCopy& seg, const std::string& path, pid_t name_pid, Pa
   out->features = HeaderString(h.features, sizeof h.features);
   out->command = HeaderString(h.cmdline, sizeof h.cmdline);
   out->stats = ReadStatsBlock(seg.block());
+  for (ServerStats& server : out->stats.servers) server.name = EscapeForDisplay(server.name);
   return Status();
 }
 

@@ -46,7 +46,9 @@ namespace pager {
 inline constexpr uint64_t kSegmentMagic = 0x5245474150424c4cull;  // "LLBPAGER" little-endian
 // 2: files in per-user directories, read with pread; a reader requires the
 // header's start time to match the live process's.
-inline constexpr uint32_t kSegmentVersion = 2;
+// 3: the block has `encrypted` and ends with a store's per-server counters
+// (StoreServersBlock).
+inline constexpr uint32_t kSegmentVersion = 3;
 
 struct SegmentHeader {
   uint64_t magic;

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pager/export.h"
 #include "pager/status.h"
@@ -41,8 +42,23 @@ struct PAGER_EXPORT Config {
 
   // Where swapped pages go: a directory (a swap file is created in it),
   // file:///dir, nfs://host[:port]/export/dir[?version=3|4], or "memory:".
+  // Several NFS servers, comma-separated (nfs://a/x,nfs://b/x,...): pages
+  // are spread over them, `replicas` copies of each (docs/servers.md).
   // LIBPAGER_SWAP. Default: $TMPDIR, else /var/tmp.
   std::string swap;
+
+  // With several servers in `swap`: copies of each page, 1 or 2, each on
+  // another server. 0: 2. With 2, losing one server loses nothing; with 1,
+  // a server that is down makes the pages on it wait for it, as a single
+  // server's do. LIBPAGER_REPLICAS.
+  uint32_t replicas = 0;
+
+  // With several servers: a server that leaves requests unanswered (or
+  // cannot be reached) this long is marked down: its pages are read from
+  // their other copy and copied again to another server, and it gets no new
+  // pages until it answers again. LIBPAGER_SERVER_TIMEOUT, a duration
+  // ("30s", "500ms"; a bare number is seconds).
+  uint32_t server_timeout_ms = 30000;
 
   // Cap on the swap file in bytes; 0 = none. A full store pauses eviction,
   // it never loses a page. LIBPAGER_SWAP_MAX.
@@ -117,6 +133,35 @@ struct PAGER_EXPORT Config {
   // The swap location after defaults are applied: `swap`, else $TMPDIR,
   // else /var/tmp.
   std::string EffectiveSwap() const;
+  // The settings OpenStore takes.
+  StoreOptions store_options() const;
+};
+
+inline constexpr int kLatencyBuckets = 24;
+
+// One server of a store over several (docs/servers.md), as published.
+enum class ServerState : uint8_t {
+  kOk = 0,
+  kReconnecting = 1,  // the connection broke or requests go unanswered; not yet down
+  kDown = 2,          // unanswered past Config::server_timeout_ms: its pages are served by the others
+};
+PAGER_EXPORT const char* ServerStateName(ServerState s);
+
+struct PAGER_EXPORT ServerStats {
+  std::string name;              // "host:port/export/dir", escaped for display when read from a file
+  ServerState state = ServerState::kOk;
+  uint64_t reads = 0;            // ops, hedges and copies included
+  uint64_t writes = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  uint64_t hedged_reads = 0;     // reads sent here because the first server asked was late
+  uint64_t errors = 0;           // ops it completed with an error
+  uint64_t downs = 0;            // times it was marked down
+  uint64_t extents = 0;          // extents with a copy on it
+  // Op latency, from submit to completion: bucket i counts ops that took
+  // [2^i, 2^(i+1)) microseconds.
+  uint64_t latency_us[kLatencyBuckets] = {};
+  double LatencyPercentile(double p) const;
 };
 
 // A consistent-enough snapshot of the counters (each counter is exact; the
@@ -170,10 +215,16 @@ struct PAGER_EXPORT Stats {
 
   // Fault service latency, from reading the fault to waking the thread:
   // bucket i counts faults that took [2^i, 2^(i+1)) microseconds.
-  static constexpr int kLatencyBuckets = 24;
+  static constexpr int kLatencyBuckets = pager::kLatencyBuckets;
   uint64_t fault_latency_us[kLatencyBuckets] = {};
   // Percentile (0..100) of fault latency in microseconds, from the buckets.
   double FaultLatencyPercentile(double p) const;
+
+  // A store over several servers (docs/servers.md); 0 and empty otherwise.
+  uint32_t replicas = 0;                // copies each page should have
+  uint64_t under_replicated_pages = 0;  // swapped pages with fewer copies than that
+  uint64_t rereplicated_bytes = 0;      // copied from a survivor to another server
+  std::vector<ServerStats> servers;
 };
 
 class PAGER_EXPORT Pager {

@@ -51,6 +51,10 @@ enum class BackendState : uint8_t {
 };
 PAGER_EXPORT const char* BackendStateName(BackendState s);
 
+// Per-server counters of a store over several servers, in the pager's
+// published stats (defined in libpager's src/stats.h: not for users).
+struct StoreServersBlock;
+
 // Where completions go. Called on any thread (often the store's own); must
 // not block and must not call back into the store.
 class PAGER_EXPORT StoreListener {
@@ -62,6 +66,9 @@ class PAGER_EXPORT StoreListener {
   // binds it to its emergency pool, so that what the store allocates there
   // (queues, libnfs's buffers) is memory set aside in advance.
   virtual void OnThreadStart() {}
+  // Where a store over several servers publishes each server's counters,
+  // once, from Start on; nullptr: nowhere. The pager returns its block.
+  virtual StoreServersBlock* servers_stats() { return nullptr; }
 };
 
 class PAGER_EXPORT Store {
@@ -111,12 +118,25 @@ class PAGER_EXPORT Store {
   virtual std::string swap_file_name() const { return {}; }
 };
 
+// How a store is built: the store's share of Config (Config::store_options).
+struct StoreOptions {
+  uint64_t max_bytes = 0;               // cap on the swap file (on each server); 0: none
+  uint32_t connect_timeout_ms = 10000;  // how long Start() waits for a server
+  // Several servers only (docs/servers.md): copies of each page, 1 or 2
+  // (0: 2), and how long a server may leave requests unanswered before it
+  // is marked down and its pages are read from, and copied to, the others.
+  uint32_t replicas = 0;
+  uint32_t server_timeout_ms = 30000;
+};
+
 // Builds the store for a swap location:
 //   "memory:"                     in-process (tests, benchmarks)
 //   "/dir", "file:///dir"         a swap file created in dir
 //   "nfs://host[:port]/export/dir[?version=3|4&...]"  NFS via libnfs
-// `max_bytes` caps the swap file (0: no cap); `connect_timeout_ms` bounds
-// how long Start() waits for a server.
+//   "nfs://a/export,nfs://b/export,..."  several NFS servers: pages spread
+//                                 over them, `replicas` copies of each
+PAGER_EXPORT Result<std::unique_ptr<Store>> OpenStore(const std::string& location, const StoreOptions& options);
+// The same with default options but these.
 PAGER_EXPORT Result<std::unique_ptr<Store>> OpenStore(const std::string& location, uint64_t max_bytes,
                                          uint32_t connect_timeout_ms);
 

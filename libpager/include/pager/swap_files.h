@@ -42,6 +42,11 @@ struct SwapFile {
   std::string why;  // how `owner` was decided: "process 123 is gone", ...
 };
 
+// The locations a swap location names: several NFS servers are
+// comma-separated ("nfs://a/export,nfs://b/export"), each holding its own
+// swap file of the same name; any other location is a list of one.
+std::vector<std::string> SplitSwapLocation(const std::string& location);
+
 // The swap files of one swap location.
 class SwapDirectory {
  public:

@@ -37,12 +37,13 @@ void Log(const std::string& msg) { PAGER_LOG_WARN("nfs: %s", msg.c_str()); }
 
 void SetTouchIntervalForTesting(Ms interval) { g_touch_every_ms.store(interval.count()); }
 
-NfsStore::NfsStore(UrlOptions url, const SwapFileName& name, uint64_t max_bytes, uint32_t connect_timeout_ms)
+NfsStore::NfsStore(UrlOptions url, const SwapFileName& name, const std::string& client_tag, uint64_t max_bytes,
+                   uint32_t connect_timeout_ms)
     : url_(std::move(url)),
       max_bytes_(max_bytes),
       connect_timeout_(connect_timeout_ms),
       file_(name.ToString()),
-      client_stem_(name.Stem()) {
+      client_stem_(client_tag.empty() ? name.Stem() : name.Stem() + "-" + client_tag) {
   conns_.resize(url_.conns);
 }
 
@@ -305,17 +306,23 @@ void NfsStore::Stop() {
 
 namespace pager {
 
-Result<std::unique_ptr<Store>> OpenNfsStore(const std::string& url, uint64_t max_bytes,
-                                            uint32_t connect_timeout_ms) {
-  Result<nfs::UrlOptions> o = nfs::ParseUrl(url);
+Result<std::unique_ptr<Store>> nfs::OpenNfsStore(const std::string& url, const SwapFileName& name,
+                                                 const std::string& client_tag, uint64_t max_bytes,
+                                                 uint32_t connect_timeout_ms) {
+  Result<UrlOptions> o = ParseUrl(url);
   if (!o.ok()) return o.status();
   if (connect_timeout_ms == 0) connect_timeout_ms = 10000;
+  return std::unique_ptr<Store>(std::make_unique<NfsStore>(std::move(*o), name, client_tag, max_bytes,
+                                                           connect_timeout_ms));
+}
+
+Result<std::unique_ptr<Store>> OpenNfsStore(const std::string& url, uint64_t max_bytes,
+                                            uint32_t connect_timeout_ms) {
   // A fresh random name: never an earlier process's file (same pid after an
   // exec, a restarted container), never one squatted in advance.
   Result<SwapFileName> name = NewSwapFileName();
   if (!name.ok()) return name.status();
-  return std::unique_ptr<Store>(
-      std::make_unique<nfs::NfsStore>(std::move(*o), *name, max_bytes, connect_timeout_ms));
+  return nfs::OpenNfsStore(url, *name, "", max_bytes, connect_timeout_ms);
 }
 
 }  // namespace pager

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "pager/store.h"
+#include "swap_file.h"
 
 namespace pager {
 
@@ -19,6 +20,13 @@ Result<std::unique_ptr<Store>> OpenNfsStore(const std::string& url, uint64_t max
                                             uint32_t connect_timeout_ms);
 
 namespace nfs {
+// The same with the swap file's name given: the servers of a replicated
+// store (replicated_store.h) share one. `client_tag` goes into the NFSv4
+// client names, which must differ between the stores of one process.
+Result<std::unique_ptr<Store>> OpenNfsStore(const std::string& url, const SwapFileName& name,
+                                            const std::string& client_tag, uint64_t max_bytes,
+                                            uint32_t connect_timeout_ms);
+
 // Stores started after this call touch their file every `interval` instead
 // of every minute (tests).
 void SetTouchIntervalForTesting(std::chrono::milliseconds interval);

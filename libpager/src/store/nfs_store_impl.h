@@ -63,8 +63,10 @@ namespace pager::nfs {
 
 class NfsStore final : public Store {
  public:
-  // `name`: the swap file Start will create (swap_file.h).
-  NfsStore(UrlOptions url, const SwapFileName& name, uint64_t max_bytes, uint32_t connect_timeout_ms);
+  // `name`: the swap file Start will create (swap_file.h); `client_tag`
+  // tells apart, in NFSv4 client names, stores that share the name.
+  NfsStore(UrlOptions url, const SwapFileName& name, const std::string& client_tag, uint64_t max_bytes,
+           uint32_t connect_timeout_ms);
   ~NfsStore() override;
 
   Status Start(StoreListener* listener) override;
@@ -144,7 +146,7 @@ class NfsStore final : public Store {
   const uint64_t max_bytes_;
   const uint32_t connect_timeout_;
   const std::string file_;         // the swap file's name
-  const std::string client_stem_;  // v4 client names: <file stem>-<conn>-<generation>
+  const std::string client_stem_;  // v4 client names: <file stem>[-<tag>]-<conn>-<generation>
   uint32_t generation_ = 0;        // bumped on every (re)connect, names v4 clients
   uint64_t readmax_ = kMaxXfer, writemax_ = kMaxXfer;
   StoreListener* listener_ = nullptr;
