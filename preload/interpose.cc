@@ -97,6 +97,8 @@ PthreadCreate RealPthreadCreate() {
 
 }  // namespace
 
+void ResolveInterposed() { RealPthreadCreate(); }
+
 }  // namespace pager::preload
 
 using namespace pager::preload;

@@ -253,6 +253,9 @@ Status CheckCanPage(const Config& cfg) {
 
 __attribute__((constructor)) void Init() {
   if (getauxval(AT_SECURE) != 0) return;  // setuid/setgid: never paged
+  // First, while the program has dlopened nothing: bind_now.cc.
+  BindPagerLibrariesNow();
+  ResolveInterposed();
   auto cfg = Config::FromEnvironment();
   if (!cfg.ok()) Refuse(cfg.status().message());
   Status s = ReadSettings(&g_settings);

@@ -5,6 +5,7 @@
 //                 unpaged arena, binding threads to them
 //   interpose.cc  mmap, mmap64, madvise, pthread_create; adoption of ranges
 //   start.cc      when the pager starts; the ranges noted until then
+//   bind_now.cc   binding the pager's libraries before the program runs
 //   reaper_spawn.cc  spawning libpager-reaper (reaper.cc), which removes an
 //                 NFS swap file once this process image is gone
 //
@@ -128,11 +129,22 @@ void CancelReaper();
 // Fork child: closes its copy of the parent's reaper pipe.
 void ReaperAfterForkChild();
 
+// ---- eager binding (bind_now.cc) ---------------------------------------------
+// Binds now every lazily bound PLT slot of the libraries the pager's threads
+// run (the preload's dependencies, transitively), as ld.so would: a pager
+// thread must never enter ld.so's symbol lookup, which reads memory the
+// program's dlopen calls allocated, paged. Called before the program runs.
+void BindPagerLibrariesNow();
+
 // ---- raw system calls (interpose.cc) -------------------------------------------
 // Never interposed: the preload, jemalloc and libpager map their own memory
 // with these (the link wraps their mmap/munmap/madvise/mremap calls here).
 void* RawMmap(void* addr, size_t len, int prot, int flags, int fd, long off);
 int RawMunmap(void* addr, size_t len);
 int RawMadvise(void* addr, size_t len, int advice);
+// Looks up what the interposed calls forward to (dlsym walks ld.so's scope:
+// bind_now.cc says why a pager thread must not). Called before the program
+// runs.
+void ResolveInterposed();
 
 }  // namespace pager::preload

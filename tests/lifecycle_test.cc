@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -20,6 +22,30 @@ namespace {
 
 constexpr uint64_t kLimit = 256;
 constexpr size_t kPages = kLimit * 4;
+
+int ThreadsNamed(const std::string& name) {
+  int n = 0;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(t.path() / "comm");
+    std::string line;
+    if (std::getline(comm, line) && line == name) n++;
+  }
+  return n;
+}
+
+// Every thread of a pager starts with it. One the pager thread started later
+// would read, in pthread_create, ld.so's TLS module list and the link maps of
+// what the program dlopened since: paged memory under the preload
+// (cow_breaker.h). The cow breaker's worker used to start at the first move
+// refused after a fork.
+TEST(PagerThreads, CowBreakerWorkerRunsFromTheStart) {
+  ASSERT_EQ(ThreadsNamed("libpager-cow"), 0) << "another pager is running";
+  TestPager t = MakePager(kLimit);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // The worker names itself once running.
+  while (ThreadsNamed("libpager-cow") == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(ThreadsNamed("libpager-cow"), 1);
+}
 
 class Lifecycle : public ::testing::TestWithParam<const char*> {
  protected:

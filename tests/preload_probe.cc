@@ -13,7 +13,12 @@
 //                               handler munmaps paged memory too
 //   preload_probe atexit MB     MB filled; an exit handler registered before
 //                               the pager started checks and rewrites it all
+//   preload_probe dlopen MB     a library dlopened (ld.so's global scope then
+//                               lives in paged heap), MB of heap written, read back
+//   preload_probe plt           prints where every PLT slot of the loaded
+//                               libraries leads (object+offset), then "ok"
 #include <dlfcn.h>
+#include <link.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -352,6 +357,62 @@ int AtExit(size_t mb) {
   return 0;
 }
 
+// dlopen(RTLD_GLOBAL) makes ld.so copy its global scope (the array every
+// symbol lookup walks) into memory from malloc: paged here. MB of heap, more
+// than the limit, is then written in blocks of its own (so the scope's page
+// goes cold and is evicted) and read back: the first swap-ins, served by the
+// store's thread, come after.
+int Dlopen(size_t mb) {
+  void* lib = dlopen("libpthread.so.0", RTLD_NOW | RTLD_GLOBAL);
+  CHECK(lib != nullptr);
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < mb; i++) {
+    void* p = malloc(1 << 20);
+    CHECK(p != nullptr);
+    if (p == nullptr) return 1;
+    Fill(p, 1 << 20, 500 + i);
+    blocks.push_back(p);
+  }
+  for (size_t i = 0; i < mb; i++) CHECK(Check(blocks[i], 1 << 20, 500 + i));
+  for (void* p : blocks) free(p);
+  return 0;
+}
+
+// For each library (not the program, not the vDSO), each PLT slot: where it
+// leads now, as "library slot -> object+offset". A slot not bound yet leads
+// into its own library's PLT.
+int PrintPltSlot(dl_phdr_info* info, size_t, void*) {
+  if (info->dlpi_name[0] == '\0' || strstr(info->dlpi_name, "linux-vdso") != nullptr) return 0;
+  const ElfW(Dyn)* dyn = nullptr;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) {
+      dyn = reinterpret_cast<const ElfW(Dyn)*>(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    }
+  }
+  if (dyn == nullptr) return 0;
+  ElfW(Addr) jmprel = 0;
+  size_t bytes = 0;
+  for (; dyn->d_tag != DT_NULL; dyn++) {
+    if (dyn->d_tag == DT_JMPREL) jmprel = dyn->d_un.d_ptr;
+    if (dyn->d_tag == DT_PLTRELSZ) bytes = dyn->d_un.d_val;
+  }
+  if (jmprel == 0) return 0;
+  if (jmprel < info->dlpi_addr) jmprel += info->dlpi_addr;
+  const char* name = strrchr(info->dlpi_name, '/') != nullptr ? strrchr(info->dlpi_name, '/') + 1 : info->dlpi_name;
+  const auto* rela = reinterpret_cast<const ElfW(Rela)*>(jmprel);
+  for (size_t i = 0; i < bytes / sizeof(ElfW(Rela)); i++) {
+    const uintptr_t target = *reinterpret_cast<const uintptr_t*>(info->dlpi_addr + rela[i].r_offset);
+    Dl_info where;
+    if (dladdr(reinterpret_cast<void*>(target), &where) != 0 && where.dli_fname != nullptr) {
+      const char* def = strrchr(where.dli_fname, '/') != nullptr ? strrchr(where.dli_fname, '/') + 1 : where.dli_fname;
+      printf("%s %zu -> %s+%#lx\n", name, i, def, static_cast<unsigned long>(target - reinterpret_cast<uintptr_t>(where.dli_fbase)));
+    } else {
+      printf("%s %zu -> ?\n", name, i);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -373,10 +434,14 @@ int main(int argc, char** argv) {
     SigUnmap(mb);
   } else if (mode == "atexit") {
     AtExit(mb);
+  } else if (mode == "dlopen") {
+    Dlopen(mb);
+  } else if (mode == "plt") {
+    dl_iterate_phdr(PrintPltSlot, nullptr);
   } else if (mode == "hello") {
     // Does nothing: for start-up and refusal tests.
   } else {
-    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|split|sigunmap|atexit|hello [MB|N] [N]\n");
+    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|split|sigunmap|atexit|dlopen|plt|hello [MB|N] [N]\n");
     return 2;
   }
   if (g_failures != 0) return 1;

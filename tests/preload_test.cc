@@ -560,6 +560,52 @@ TEST_P(EncryptedExit, Issue10EncryptedProgramsExitCleanly) {
 INSTANTIATE_TEST_SUITE_P(, EncryptedExit, ::testing::Values("file", "nfs"),
                          [](const auto& info) { return info.param; });
 
+// ---- lazy binding: the pager's threads never enter ld.so's lookup ---------------
+
+// The pager's libraries are bound before the program runs (-z now for ours,
+// preload/bind_now.cc for libnfs, libstdc++, libc...), each PLT slot to what
+// LD_BIND_NOW=1 would have bound it to.
+TEST_F(PreloadTest, PagerLibrariesAreBoundAtStartExactlyAsLdBindNowBindsThem) {
+  RunResult bound = RunCommand(Probe("plt"), Paged("64M"));
+  RunResult now = RunCommand(Probe("plt"), {{"LIBPAGER_LIMIT", "64M"}, {"LIBPAGER_SWAP", swap_.path()}, {"LD_BIND_NOW", "1"}});
+  ASSERT_EQ(bound.status, 0) << bound.err;
+  ASSERT_EQ(now.status, 0) << now.err;
+  EXPECT_NE(now.out.find("\nlibnfs.so"), std::string::npos) << "no slot of libnfs listed";
+  EXPECT_NE(now.out.find("\nlibstdc++.so"), std::string::npos) << "no slot of libstdc++ listed";
+  std::istringstream a(bound.out), b(now.out);
+  std::string la, lb;
+  int differ = 0;
+  std::string first;
+  while (std::getline(b, lb)) {
+    if (!std::getline(a, la)) la = "(missing)";
+    if (la != lb && differ++ == 0) first = "bound at start: " + la + "\nLD_BIND_NOW:     " + lb;
+  }
+  EXPECT_EQ(differ, 0) << "slots bound otherwise than by LD_BIND_NOW=1; the first:\n" << first;
+}
+
+// A JVM paged to NFS hung, its store thread in ld.so's lookup of
+// rpc_nfs3_read_async, faulting on the global scope that the JVM's
+// dlopen(RTLD_GLOBAL) had reallocated in paged heap, while the pager thread
+// waited for that very store thread. The probe dlopens a library, pages its
+// heap out to NFS, and reads it back: the store's first reads (and its first
+// call of rpc_nfs3_read_async) come after the scope's page went out. With
+// lazy binding it hung every time.
+class LazyBinding : public ::testing::Test, public WithNfsServer {
+ protected:
+  static void SetUpTestSuite() { StartServer(); }
+  static void TearDownTestSuite() { StopServer(); }
+};
+
+TEST_F(LazyBinding, StoreThreadsFirstReadAfterTheProgramDlopenedDoesNotHang) {
+  ASSERT_TRUE(nfs_ok_) << nfs_->error();
+  // `timeout`: a hang fails in a minute, not after the runner's four.
+  RunResult r = RunCommand("timeout -s KILL 60 " + Probe("dlopen 64"),
+                           {{"LIBPAGER_LIMIT", "16M"}, {"LIBPAGER_SWAP", nfs_->url()}, {"LIBPAGER_START_AT", "0"}});
+  ASSERT_EQ(r.status, 0) << "killed after 60 s (hung)? " << r.err;
+  EXPECT_EQ(r.out, "ok\n") << r.err;
+  ExpectPaged(r, Busiest(r));
+}
+
 // ---- swap files: who removes what, exec, pid reuse ----------------------------
 //
 // A program far over its limit (48 MiB under 16M), its output a hash of all

@@ -13,6 +13,7 @@ namespace pager {
 
 void PagerCore::StartWorkers(std::function<void(Op*)> done) {
   sealer_.Start(reserve_->arena(), std::move(done));
+  cow_.Start();
 }
 
 uint64_t NowNs() {

@@ -91,7 +91,8 @@ class PagerCore {
  public:
   PagerCore(const Config& cfg, Uffd uffd, Frames frames, std::unique_ptr<Reserve> reserve,
             std::unique_ptr<PageCodec> codec, Store* store, StatsBlock* stats);
-  // Starts the seal worker; `done` posts a finished batch to the loop.
+  // Starts the seal worker (`done` posts a finished batch to the loop) and
+  // the cow breaker's worker.
   void StartWorkers(std::function<void(Op*)> done);
   ~PagerCore();
 

@@ -19,6 +19,8 @@ CowBreaker::~CowBreaker() {
   if (worker_.joinable()) worker_.join();
 }
 
+void CowBreaker::Start() { worker_ = std::thread([this] { Work(); }); }
+
 void CowBreaker::Request(uintptr_t addr, uint64_t pages) {
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -29,8 +31,6 @@ void CowBreaker::Request(uintptr_t addr, uint64_t pages) {
     } else {
       return;
     }
-    // The pager thread blocks every signal: so does this thread, inherited.
-    if (!worker_.joinable()) worker_ = std::thread([this] { Work(); });
   }
   cv_.notify_one();
 }

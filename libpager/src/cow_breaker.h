@@ -20,6 +20,12 @@
 // unmapped and its addresses reused meanwhile, the populate touches the new
 // mapping's pages: a waste, never a change of data.
 //
+// The worker starts with the pager's other threads (Start), not at the first
+// request: a thread created later by the pager thread would read, in
+// pthread_create, ld.so's list of TLS modules and the link maps of what the
+// program has dlopened since (_dl_allocate_tls_init), which under the preload
+// live in paged memory: a fault the pager thread itself would have to serve.
+//
 // Thread-safe: Request is called by the pager thread, the worker runs apart.
 #pragma once
 
@@ -38,6 +44,8 @@ class CowBreaker {
   CowBreaker(const CowBreaker&) = delete;
   CowBreaker& operator=(const CowBreaker&) = delete;
 
+  // Starts the worker. Called once, with the pager's other threads.
+  void Start();
   // Asks for [addr, addr + pages * 4 KiB) to be made exclusive, soon. Never
   // blocks; a request over the queue's bound is dropped (the clock retries).
   void Request(uintptr_t addr, uint64_t pages);
@@ -56,7 +64,7 @@ class CowBreaker {
   std::vector<Range> queue_;  // guarded by mu_
   bool stop_ = false;         // guarded by mu_
   uint64_t done_ = 0;         // guarded by mu_
-  std::thread worker_;        // started by the first Request
+  std::thread worker_;        // started by Start
 };
 
 }  // namespace pager
