@@ -365,8 +365,13 @@ bool ReplicatedStore::Finished() {
     Parent* p = active_;
     PAGER_LOG_ERROR("replicated store: an op at slot %lu was left at Stop; failing it",
                     static_cast<unsigned long>(p->op->slot));
-    for (int i = 0; i < p->pieces; i++) {
-      if (!p->piece[i].done) FinishPiece(&p->piece[i], EIO);
+    // The last FinishPiece frees p: count down instead of reading it again.
+    const int pieces = p->pieces;
+    int left = p->left;  // its pieces not done yet
+    for (int i = 0; i < pieces && left > 0; i++) {
+      if (p->piece[i].done) continue;
+      left--;
+      FinishPiece(&p->piece[i], EIO);
     }
   }
   return true;
