@@ -148,10 +148,7 @@ uint32_t PagerCore::DeactivateRun(uint64_t first, uint32_t pages) {
     }
     for (uint32_t k = static_cast<uint32_t>(r.done); k < fr.count; k++) {
       if (k == r.done && r.error == EEXIST) {
-        // MOVE refuses a destination that holds a page: as in Frames::Fill,
-        // a free frame that is not a hole. Dropped, so the next use works.
-        PAGER_LOG_ERROR("inactive frame %u was free but held a page; dropped", fr.first + k);
-        frames_.Release(fr.first + k);
+        frames_.ReleaseHeld(fr.first + k);  // MOVE refuses a destination holding a page
       } else {
         frames_.Unuse(fr.first + k);
       }

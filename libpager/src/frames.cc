@@ -28,16 +28,19 @@ bool Frames::Fill(uint32_t f, const std::byte* src) {
   UffdRun r = staging_.Copy(addr(f), src, 1);
   if (r.done == 1 && r.present == 0) return true;
   if (r.present != 0) {
-    // A free frame must be a hole. COPY onto one that holds a page says
-    // "done" (EEXIST) and keeps the old bytes: never taken as filled. The
-    // frame is dropped so the next use finds a hole; how it came to be freed
-    // undropped is the bug the log line reports.
-    PAGER_LOG_ERROR("inactive frame %u was free but held a page; dropped", f);
-    Release(f);
+    // COPY onto a frame that holds a page says "done" (EEXIST) and keeps the
+    // old bytes: never taken as filled.
+    ReleaseHeld(f);
   } else {
     Unuse(f);
   }
   return false;
+}
+
+void Frames::ReleaseHeld(uint32_t f) {
+  // How the frame came to be freed undropped is the bug the line reports.
+  PAGER_LOG_ERROR("inactive frame %u was free but held a page; dropped", f);
+  Release(f);
 }
 
 void Frames::Flush() {

@@ -41,6 +41,10 @@ class Frames {
   // Returns an allocated frame that was never filled (MOVE failed): no drop.
   void Unuse(uint32_t f) { alloc_.Free(f); }
   void Release(uint32_t f) { released_.push_back(f); }
+  // Gives back an allocated frame found holding a page (COPY or MOVE into it
+  // refused with EEXIST): a free frame must be a hole. Logged, and dropped so
+  // that its next use finds one.
+  void ReleaseHeld(uint32_t f);
   void Flush();
   // Copies a page into an allocated frame. False if that failed; the frame
   // is then given back (dropped first if it held a page).
