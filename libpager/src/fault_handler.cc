@@ -363,7 +363,6 @@ void PagerCore::CompleteRead(Op* op) {
     return;
   }
   bool again = false;
-  bool gone_waiting = false;
   for (uint32_t i = 0; i < n;) {
     if (!live[i]) {
       i++;
@@ -415,7 +414,7 @@ void PagerCore::CompleteRead(Op* op) {
           // and only then is given up.
           if (op->gone_since_ns == 0) op->gone_since_ns = NowNs();
           if (NowNs() - op->gone_since_ns < kGoneGraceNs) {
-            gone_waiting = true;
+            again = true;
             return;
           }
           Discard(first + k, 1, false);
@@ -432,7 +431,7 @@ void PagerCore::CompleteRead(Op* op) {
     }
     i = j;
   }
-  if (again || gone_waiting) {
+  if (again) {
     ops_in_flight_++;
     retry_reads_.push_back(op);
     return;
