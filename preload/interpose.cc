@@ -74,7 +74,20 @@ struct ThreadStart {
   void* (*fn)(void*);
   void* arg;
   bool pager;
+  bool own_stack;  // the program gave the stack (pthread_attr_setstack)
 };
+
+// A stack the program allocated itself may be paged memory, and glibc puts
+// the thread's control block at its top. glibc's own stacks come from its
+// internal mmap, which the preload never sees, so they are never paged.
+bool OwnStack(const pthread_attr_t* attr) {
+  void* addr = nullptr;
+  size_t size = 0;
+  if (attr == nullptr || pthread_attr_getstack(attr, &addr, &size) != 0) return false;
+  // Unset, glibc reports its null stack address less the stack size: an
+  // address above user space.
+  return addr != nullptr && reinterpret_cast<uintptr_t>(addr) < (uintptr_t{1} << 47);
+}
 
 void* ThreadTrampoline(void* p) {
   ThreadStart s = *static_cast<ThreadStart*>(p);
@@ -83,6 +96,14 @@ void* ThreadTrampoline(void* p) {
     BindPagerThread();
   } else {
     BindProgramThread();
+    // Before any of the program's code: the kernel's write at this thread's
+    // exit must find its control block in memory (Pager::PinThisThread).
+    if (Pager* pager = s.own_stack ? RunningPager() : nullptr) {
+      if (Status st = pager->PinThisThread(); !st.ok()) {
+        PAGER_LOG_WARN("thread on a paged stack: %s; joining it may hang if its stack top is swapped out",
+                       st.message().c_str());
+      }
+    }
   }
   free(p);
   return s.fn(s.arg);
@@ -151,7 +172,7 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*fn)(vo
   // it) is the pager's, and so are the threads it starts in turn.
   auto* s = static_cast<ThreadStart*>(malloc(sizeof(ThreadStart)));
   if (s == nullptr) return EAGAIN;
-  *s = ThreadStart{fn, arg, InPagerContext()};
+  *s = ThreadStart{fn, arg, InPagerContext(), OwnStack(attr)};
   int r = real(thread, attr, ThreadTrampoline, s);
   if (r != 0) free(s);
   return r;

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "test_hooks.h"
 #include "test_util.h"
 
 namespace pager::testing {
@@ -93,6 +94,49 @@ TEST(EvictionLimit, ResidentNeverExceedsTheLimitUnderSequentialWrites) {
   for (unsigned char v : vec) mapped += v & 1;
   EXPECT_LE(mapped, limit);
   ASSERT_EQ(FirstWrongPage(p, pages, 1), -1);
+}
+
+uint64_t MappedPages(const unsigned char* p, size_t pages) {
+  std::vector<unsigned char> vec(pages);
+  if (mincore(const_cast<unsigned char*>(p), pages * kPageSize, vec.data()) != 0) abort();
+  uint64_t n = 0;
+  for (unsigned char v : vec) n += v & 1;
+  return n;
+}
+
+// Pager::Pin: pinned pages stay mapped through churn many times the limit,
+// pages swapped out are brought back by Pin, and Unpin makes them evictable
+// again. (PinThisThread relies on this: race_test ThreadsWithPagedStacks….)
+TEST(EvictionLimit, PinnedPagesStayInMemoryUntilUnpinned) {
+  const uint64_t limit = 256;
+  auto t = MakePager(limit);
+  auto* a = t.Map(64);
+  auto* churn = t.Map(limit * 8);
+  FillPages(a, 64, 1);
+  // Unaligned: the pages the bytes span, 8 through 23.
+  ASSERT_TRUE(t.pager->Pin(a + 8 * kPageSize + 100, 16 * kPageSize - 100).ok());
+  for (uint64_t v = 1; v <= 3; v++) FillPages(churn, limit * 8, v);
+  EXPECT_EQ(MappedPages(a + 8 * kPageSize, 16), 16u) << "pinned pages were evicted";
+  EXPECT_LT(MappedPages(a, 8) + MappedPages(a + 24 * kPageSize, 40), 8u) << "the churn must evict the rest";
+
+  // Swapped out, then pinned: brought back, and kept.
+  ASSERT_EQ(PagerTestPeer::StateOf(*t.pager, a + 40 * kPageSize), PageState::kSwapped);
+  ASSERT_TRUE(t.pager->Pin(a + 40 * kPageSize, 8 * kPageSize).ok());
+  for (uint64_t v = 4; v <= 5; v++) FillPages(churn, limit * 8, v);
+  EXPECT_EQ(MappedPages(a + 40 * kPageSize, 8), 8u);
+
+  ASSERT_TRUE(t.pager->Unpin(a, 64 * kPageSize).ok());
+  for (uint64_t v = 6; v <= 8; v++) FillPages(churn, limit * 8, v);
+  EXPECT_LT(MappedPages(a, 64), 8u) << "unpinned pages must be evictable again";
+  EXPECT_EQ(FirstWrongPage(a, 64, 1), -1);
+  EXPECT_EQ(FirstWrongPage(churn, limit * 8, 8), -1);
+
+  // Not paged memory: said so, nothing done.
+  std::vector<unsigned char> plain(4 * kPageSize);
+  Status s = t.pager->Pin(plain.data(), plain.size());
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("not inside a paged region"), std::string::npos) << s.message();
+  EXPECT_FALSE(t.pager->Pin(a, 0).ok());
 }
 
 TEST(EvictionLimit, ZeroPagesAreDroppedNotWritten) {

@@ -15,6 +15,9 @@
 //                               the pager started checks and rewrites it all
 //   preload_probe dlopen MB     a library dlopened (ld.so's global scope then
 //                               lives in paged heap), MB of heap written, read back
+//   preload_probe stacks MB     threads on stacks the probe mmaps itself (paged),
+//                               started and joined over and over while MB of
+//                               memory churns; a join that never returns fails
 //   preload_probe plt           prints where every PLT slot of the loaded
 //                               libraries leads (object+offset), then "ok"
 #include <dlfcn.h>
@@ -31,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -226,6 +230,64 @@ int Threads(size_t mb, int n) {
     for (const Block& b : a.blocks) free(b.p);  // freed by another thread
   }
   for (const Block& b : mine) free(b.p);
+  return 0;
+}
+
+// Threads on stacks the program mapped itself: glibc puts each thread's
+// control block, with the tid word the kernel clears when the thread exits,
+// at the top of that paged stack (Pager::PinThisThread).
+int Stacks(size_t mb) {
+  constexpr int kThreads = 8;
+  constexpr size_t kStack = 1 << 20;
+  std::vector<char*> stacks;
+  for (int i = 0; i < kThreads; i++) {
+    void* p = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    CHECK(p != MAP_FAILED);
+    if (p == MAP_FAILED) return 1;
+    stacks.push_back(static_cast<char*>(p));
+  }
+  const size_t len = mb << 20;
+  auto* m = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  CHECK(m != MAP_FAILED);
+  static std::atomic<bool> stop{false};
+  struct Churn {
+    char* m;
+    size_t len;
+    uint64_t passes = 0;
+  } churn{m, len};
+  pthread_t churner;
+  CHECK(pthread_create(&churner, nullptr, [](void* p) -> void* {
+          auto* c = static_cast<Churn*>(p);
+          while (!stop.load()) Fill(c->m, c->len, 7 + c->passes++);
+          return nullptr;
+        }, &churn) == 0);
+  for (int round = 0; round < 300; round++) {
+    pthread_t t[kThreads];
+    for (int i = 0; i < kThreads; i++) {
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setstack(&attr, stacks[i], kStack);
+      CHECK(pthread_create(&t[i], &attr, [](void*) -> void* {
+              volatile char buf[16384];
+              for (size_t k = 0; k < sizeof buf; k += 512) buf[k] = static_cast<char>(k);
+              usleep(5000);  // the churn evicts what went cold meanwhile
+              return nullptr;
+            }, nullptr) == 0);
+      pthread_attr_destroy(&attr);
+    }
+    for (int i = 0; i < kThreads; i++) {
+      timespec deadline;
+      clock_gettime(CLOCK_REALTIME, &deadline);
+      deadline.tv_sec += 10;
+      if (pthread_timedjoin_np(t[i], nullptr, &deadline) != 0) {
+        fprintf(stderr, "probe: a thread on its own stack exited but was never joined (round %d)\n", round);
+        _exit(1);
+      }
+    }
+  }
+  stop = true;
+  pthread_join(churner, nullptr);
+  CHECK(churn.passes > 0 && Check(m, len, 7 + churn.passes - 1));
   return 0;
 }
 
@@ -436,12 +498,14 @@ int main(int argc, char** argv) {
     AtExit(mb);
   } else if (mode == "dlopen") {
     Dlopen(mb);
+  } else if (mode == "stacks") {
+    Stacks(mb);
   } else if (mode == "plt") {
     dl_iterate_phdr(PrintPltSlot, nullptr);
   } else if (mode == "hello") {
     // Does nothing: for start-up and refusal tests.
   } else {
-    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|split|sigunmap|atexit|dlopen|plt|hello [MB|N] [N]\n");
+    fprintf(stderr, "usage: preload_probe heap|mmap|threads|fork|spawn|split|sigunmap|atexit|dlopen|stacks|plt|hello [MB|N] [N]\n");
     return 2;
   }
   if (g_failures != 0) return 1;

@@ -345,6 +345,8 @@ TEST_P(EvictionRace, Issue9CallsFromAThreadWithAPagedStack) {
                 &caller, &attr,
                 [](void* p) -> void* {
                   auto* a = static_cast<Args*>(p);
+                  // Its control block is on the paged stack (ThreadsWithPagedStacks… below).
+                  if (!a->t->pager->PinThisThread().ok()) a->failures++;
                   for (int i = 0; i < 1000; i++) {
                     auto m = a->t->pager->Map(64 * kPageSize);
                     if (!m.ok()) {
@@ -365,6 +367,73 @@ TEST_P(EvictionRace, Issue9CallsFromAThreadWithAPagedStack) {
   churn.join();
   EXPECT_EQ(args.failures, 0u);
   EXPECT_GT(t.SyncedStats().evictions_written, limit);
+}
+
+// Threads whose stacks are paged memory start and exit while eviction runs.
+// A thread's control block, with the tid word the kernel clears as the
+// thread exits, is at the top of its stack; that write raises no userfault
+// (UffdContract.ExitingThreadsClearOfItsTidWordRaisesNoFault), so with the
+// page swapped out then, the word stays set and pthread_join never returns.
+// Each thread pins its control block first (Pager::PinThisThread); a join
+// that does not return within 10 s is the bug.
+TEST_P(EvictionRace, ThreadsWithPagedStacksAreJoinedWhileEvictionRuns) {
+  const uint64_t limit = 256;
+  auto t = MakePager(limit, GetParam());
+  const size_t stacks = 8, stack_pages = 16;  // 64 KiB each
+  unsigned char* stack_area = t.Map(stacks * stack_pages);
+  unsigned char* data = t.Map(limit * 8);
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {  // eviction takes the stacks' pages as well
+    for (uint64_t v = 1; !stop; v++) FillPages(data, limit * 8, v);
+  });
+  struct Args {
+    Pager* pager;
+    std::atomic<uint64_t>* failures;
+  };
+  std::atomic<uint64_t> failures{0};
+  Args args{t.pager.get(), &failures};
+  uint64_t joined = 0, hung = 0;
+  for (int round = 0; round < 100 && hung == 0; round++) {
+    pthread_t th[stacks];
+    for (size_t k = 0; k < stacks; k++) {
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setstack(&attr, stack_area + k * stack_pages * kPageSize, stack_pages * kPageSize);
+      ASSERT_EQ(pthread_create(
+                    &th[k], &attr,
+                    [](void* p) -> void* {
+                      auto* a = static_cast<Args*>(p);
+                      if (!a->pager->PinThisThread().ok()) (*a->failures)++;
+                      // A little stack work, then a pause in which the
+                      // churn evicts what is cold: glibc's exit path touches
+                      // parts of the control block again, but not always the
+                      // page of the tid word.
+                      volatile unsigned char buf[8192];
+                      for (size_t i = 0; i < sizeof buf; i += 512) buf[i] = static_cast<unsigned char>(i);
+                      usleep(20'000);
+                      return nullptr;
+                    },
+                    &args),
+                0);
+      pthread_attr_destroy(&attr);
+    }
+    for (size_t k = 0; k < stacks; k++) {
+      timespec deadline;
+      clock_gettime(CLOCK_REALTIME, &deadline);
+      deadline.tv_sec += 10;
+      if (pthread_timedjoin_np(th[k], nullptr, &deadline) == 0) {
+        joined++;
+      } else {
+        hung++;  // left behind: its stack is never unmapped by this test
+      }
+    }
+  }
+  stop = true;
+  churn.join();
+  EXPECT_EQ(hung, 0u) << "threads on paged stacks that exited but were never joined";
+  EXPECT_EQ(failures.load(), 0u);
+  EXPECT_GT(t.SyncedStats().evictions_written, limit);
+  if (hung > 0) std::quick_exit(1);  // a stuck join's stack must outlive the pager; stop here
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, EvictionRace, ::testing::ValuesIn(kModes),

@@ -349,6 +349,37 @@ void PagerCore::HandleRemap(uintptr_t from_addr, uintptr_t to_addr, uint64_t len
   uffd_.Wake(from_addr, pages);
 }
 
+Result<uint64_t> PagerCore::SetPinned(uintptr_t addr, uint64_t len, bool on) {
+  if (!regions_.Covers(addr, len)) {
+    return Status::Error((on ? "Pin: [" : "Unpin: [") + std::to_string(addr) + ", +" + std::to_string(len) +
+                         ") is not inside a paged region");
+  }
+  uint64_t away = 0;
+  const uint64_t first = PageTable::PageOf(addr), pages = len / kPageSize;
+  for (uint64_t page = first; page < first + pages; page++) {
+    PageEntry* e = on ? table_.Create(page) : table_.Find(page);
+    if (e == nullptr) {
+      away += on;
+      continue;
+    }
+    if (!on) {
+      // Back on the clock: it is evictable again.
+      if (e->pinned() && e->state() == PageState::kResident) PushActive(page, *e);
+      e->set_pinned(false);
+      continue;
+    }
+    // Only a page in memory now is pinned: one on its way out (inactive,
+    // sealing, writing) or away would still be away when the kernel writes
+    // to it from a context that cannot fault it in (Pager::PinThisThread).
+    if (e->state() == PageState::kResident) {
+      e->set_pinned(true);
+    } else {
+      away++;
+    }
+  }
+  return away;
+}
+
 void PagerCore::NoteFaultAddress(uintptr_t addr) {
   if (regions_.Covers(addr, 1)) return;
   // A grown tail's addresses may have been unmapped before: no stale queue

@@ -143,6 +143,11 @@ class PagerCore {
   void HandleRemove(uintptr_t start, uintptr_t end);
   void HandleUnmap(uintptr_t start, uintptr_t end);
   void HandleRemap(uintptr_t from, uintptr_t to, uint64_t len);
+  // Pager::Pin / Unpin. Pins the resident pages of [addr, addr+len) and
+  // returns how many of its pages are not resident (the caller touches them
+  // and pins again); Unpin returns 0. Fails if the range is not inside a
+  // paged region.
+  Result<uint64_t> SetPinned(uintptr_t addr, uint64_t len, bool on);
   // A fault outside every known region: a registered range grown in place.
   void NoteFaultAddress(uintptr_t addr);
   // Unregisters every known region (shutdown; closing the uffd does the rest).

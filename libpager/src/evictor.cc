@@ -109,7 +109,8 @@ uint32_t PagerCore::Deactivate(uint32_t batch) {
       if (stale_entries_ > 0) stale_entries_--;
       continue;
     }
-    if (e->state() != PageState::kResident) {
+    // A pinned page leaves the clock: Unpin puts it back.
+    if (e->state() != PageState::kResident || e->pinned()) {
       e->set_queued_active(false);
       continue;
     }

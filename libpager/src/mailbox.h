@@ -23,13 +23,15 @@ namespace pager {
 
 class Mailbox {
  public:
-  enum class Kind : uint8_t { kAdopt, kUnmap, kSync, kBeginFork, kEndFork, kShutdown, kPageState, kPageSlot };
+  enum class Kind : uint8_t {
+    kAdopt, kUnmap, kSync, kBeginFork, kEndFork, kShutdown, kPageState, kPageSlot, kPin, kPinIfPaged, kUnpin
+  };
 
   struct Request {
     Kind kind = Kind::kSync;
     uintptr_t addr = 0;
     uint64_t len = 0;
-    uint64_t out = 0;  // a result value (kPageState, kPageSlot)
+    uint64_t out = 0;  // a result value (kPageState, kPageSlot, kPin*)
 
    private:
     friend class Mailbox;

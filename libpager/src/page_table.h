@@ -57,6 +57,9 @@ class PageEntry {
   bool referenced() const { return raw_ & kRef; }
   bool queued_active() const { return raw_ & kQActive; }
   bool queued_inactive() const { return raw_ & kQInactive; }
+  // Never evicted while set (Pager::Pin); cleared with the page when it is
+  // discarded or unmapped.
+  bool pinned() const { return raw_ & kPinned; }
   uint32_t aux() const { return static_cast<uint32_t>((raw_ >> 8) & 0xFFFFFF); }
   bool has_slot() const { return (raw_ >> 32) != 0; }
   uint32_t slot() const { return static_cast<uint32_t>((raw_ >> 32) - 1); }
@@ -65,6 +68,7 @@ class PageEntry {
   void set_referenced(bool on) { SetBit(kRef, on); }
   void set_queued_active(bool on) { SetBit(kQActive, on); }
   void set_queued_inactive(bool on) { SetBit(kQInactive, on); }
+  void set_pinned(bool on) { SetBit(kPinned, on); }
   void set_aux(uint32_t a) { raw_ = (raw_ & ~(uint64_t{0xFFFFFF} << 8)) | (uint64_t{a & 0xFFFFFF} << 8); }
   void set_slot(uint32_t s) { raw_ = (raw_ & 0xFFFFFFFFull) | (uint64_t{s + 1ull} << 32); }
   void clear_slot() { raw_ &= 0xFFFFFFFFull; }
@@ -72,7 +76,7 @@ class PageEntry {
   static constexpr uint32_t kMaxAux = 0xFFFFFF;
 
  private:
-  static constexpr uint64_t kRef = 1 << 3, kQActive = 1 << 4, kQInactive = 1 << 5;
+  static constexpr uint64_t kRef = 1 << 3, kQActive = 1 << 4, kQInactive = 1 << 5, kPinned = 1 << 6;
   void SetBit(uint64_t bit, bool on) { raw_ = on ? (raw_ | bit) : (raw_ & ~bit); }
   uint64_t raw_ = 0;
 };

@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -60,6 +62,9 @@ class Pager::Impl : public StoreListener {
   Result<void*> Map(size_t bytes);
   Status Unmap(void* addr, size_t bytes);
   Status Adopt(void* addr, size_t bytes);
+  Status Pin(const void* addr, size_t bytes, Mailbox::Kind kind);
+  Status Unpin(const void* addr, size_t bytes);
+  Status PinThisThread();
   Stats GetStats() const;
   void Sync() { (void)Call(Mailbox::Kind::kSync); }
   void BeginFork() { (void)Call(Mailbox::Kind::kBeginFork); }
@@ -421,6 +426,14 @@ void Pager::Impl::RunCommands() {
         mailbox_.Complete(r, Status());
         break;
       }
+      case Mailbox::Kind::kPin:
+      case Mailbox::Kind::kPinIfPaged:
+      case Mailbox::Kind::kUnpin: {
+        Result<uint64_t> away = core_->SetPinned(r->addr, r->len, r->kind != Mailbox::Kind::kUnpin);
+        r->out = away.ok() ? *away : 0;
+        mailbox_.Complete(r, away.ok() || r->kind == Mailbox::Kind::kPinIfPaged ? Status() : away.status());
+        break;
+      }
       case Mailbox::Kind::kBeginFork:
       case Mailbox::Kind::kShutdown:
         if (r->kind == Mailbox::Kind::kBeginFork) {
@@ -486,6 +499,57 @@ Status Pager::Impl::Unmap(void* addr, size_t bytes) {
   return Call(Mailbox::Kind::kUnmap, a, len);
 }
 
+namespace {
+// The pages spanning [addr, addr+bytes).
+std::pair<uintptr_t, uint64_t> PageSpan(const void* addr, size_t bytes) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr) & ~(kPageSize - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(addr) + bytes + kPageSize - 1) & ~(kPageSize - 1);
+  return {a, end - a};
+}
+}  // namespace
+
+Status Pager::Impl::Pin(const void* addr, size_t bytes, Mailbox::Kind kind) {
+  if (bytes == 0) return Status::Error("Pin: size must be above 0");
+  const auto [a, len] = PageSpan(addr, bytes);
+  // The pager pins only pages in memory: touch the range, pin, and again
+  // for pages evicted between the two (rare: the touch made them recent).
+  for (int attempt = 0; attempt < 100; attempt++) {
+    for (uintptr_t p = a; p < a + len; p += kPageSize) (void)*reinterpret_cast<const volatile char*>(p);
+    uint64_t away = 0;
+    Status s = Call(kind, a, len, &away);
+    if (!s.ok() || away == 0) return s;
+  }
+  return Status::Error("Pin: pages kept being evicted before they could be pinned; is the limit far too small?");
+}
+
+Status Pager::Impl::Unpin(const void* addr, size_t bytes) {
+  if (bytes == 0) return Status::Error("Unpin: size must be above 0");
+  const auto [a, len] = PageSpan(addr, bytes);
+  return Call(Mailbox::Kind::kUnpin, a, len);
+}
+
+Status Pager::Impl::PinThisThread() {
+  // What the kernel writes or reads of this thread when it exits: the word
+  // it clears for pthread_join (CLONE_CHILD_CLEARTID) and the robust-futex
+  // list. glibc and musl keep both in the thread's control block, at the top
+  // of its stack. Exact addresses where the kernel tells them
+  // (PR_GET_TID_ADDRESS needs CONFIG_CHECKPOINT_RESTORE), else the control
+  // block at pthread_self().
+  const void* spots[2] = {reinterpret_cast<const void*>(pthread_self()), nullptr};
+  int* tid_word = nullptr;
+  if (prctl(PR_GET_TID_ADDRESS, &tid_word, 0, 0, 0) == 0 && tid_word != nullptr) spots[0] = tid_word;
+  void* head = nullptr;
+  size_t head_len = 0;
+  if (syscall(SYS_get_robust_list, 0, &head, &head_len) == 0 && head != nullptr) spots[1] = head;
+  for (const void* p : spots) {
+    if (p == nullptr) continue;
+    // kPinIfPaged: a control block outside the paged regions needs nothing.
+    Status s = Pin(p, sizeof(uint64_t) * 3, Mailbox::Kind::kPinIfPaged);
+    if (!s.ok()) return s;
+  }
+  return Status();
+}
+
 Stats Pager::Impl::GetStats() const { return ReadStatsBlock(*stats_); }
 
 // ---- Pager ----------------------------------------------------------------
@@ -507,6 +571,9 @@ PageState PagerTestPeer::StateOf(Pager& p, const void* addr) { return p.impl_->T
 int64_t PagerTestPeer::SlotOf(Pager& p, const void* addr) { return p.impl_->TEST_PageSlot(addr); }
 Status Pager::Unmap(void* addr, size_t bytes) { return impl_->Unmap(addr, bytes); }
 Status Pager::Adopt(void* addr, size_t bytes) { return impl_->Adopt(addr, bytes); }
+Status Pager::Pin(const void* addr, size_t bytes) { return impl_->Pin(addr, bytes, Mailbox::Kind::kPin); }
+Status Pager::Unpin(const void* addr, size_t bytes) { return impl_->Unpin(addr, bytes); }
+Status Pager::PinThisThread() { return impl_->PinThisThread(); }
 Stats Pager::GetStats() const { return impl_->GetStats(); }
 void Pager::Sync() { impl_->Sync(); }
 void Pager::BeginFork() { impl_->BeginFork(); }

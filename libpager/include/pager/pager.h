@@ -249,6 +249,22 @@ class PAGER_EXPORT Pager {
   // Registers an existing private anonymous mapping (the preload uses this).
   Status Adopt(void* addr, size_t bytes);
 
+  // Keeps the pages spanning [addr, addr+bytes) in memory until Unpin (or
+  // until they are discarded or unmapped): they are never evicted. They count
+  // against the limit, and a limit filled with pinned pages turns soft
+  // (Stats::limit_overruns). Fails if the range is not inside a paged region.
+  Status Pin(const void* addr, size_t bytes);
+  Status Unpin(const void* addr, size_t bytes);
+  // Call first thing on a thread whose stack is paged memory (pthread_attr_
+  // setstack on memory from Map, or Adopted): pins the few bytes of its
+  // control block that the kernel writes as the thread exits. The kernel
+  // does not raise a userfault for that write; if the page were swapped out
+  // then, the write would be lost and pthread_join would never return
+  // (UffdContract.ExitingThreadsClearOfItsTidWordRaisesNoFault). The
+  // preload does this for every thread given such a stack. Does nothing for
+  // a thread whose control block is not paged.
+  Status PinThisThread();
+
   Stats GetStats() const;
   // Returns once the pager's thread has handled every fault, event and
   // completion that reached it before the call: stats read after Sync()

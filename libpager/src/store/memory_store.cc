@@ -11,6 +11,14 @@ namespace pager {
 
 Status MemoryStore::Start(StoreListener* listener) {
   listener_ = listener;
+  // Started here, on the thread that starts the pager, never lazily from
+  // Submit: Submit runs on the pager thread, and pthread_create takes
+  // glibc's dl_load_lock, which a program thread holds while pthread_create
+  // writes the TLS of a new thread whose stack is paged. That thread then
+  // faults with the lock held, and the pager, waiting for the lock, never
+  // serves it (a TSan run of EvictionRace.Issue9CallsFromAThreadWithAPagedStack
+  // hung so). The pager's threads start no threads once it runs.
+  delayer_ = std::thread([this] { DelayLoop(); });
   return Status();
 }
 
@@ -63,7 +71,6 @@ void MemoryStore::Complete(StoreOp* op) {
   }
   {
     std::lock_guard<std::mutex> l(delay_mu_);
-    if (!delayer_.joinable()) delayer_ = std::thread([this] { DelayLoop(); });
     rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;  // xorshift64
     OrdinaryHeapScope heap;  // a test's machinery, not the pager's debt
     delayed_.push_back({MonotonicNs() + rng_ % (uint64_t{max_us} + 1) * 1000, op});
