@@ -324,6 +324,7 @@ TEST_P(EvictionRace, RegionMovedDuringEvictionKeepsEveryPage) {
 // must never read the caller's stack: a request there, evicted before the
 // pager read it, made the pager thread fault on itself.
 TEST_P(EvictionRace, Issue9CallsFromAThreadWithAPagedStack) {
+  if (!kPagedStacksWork) GTEST_SKIP() << "TSan's thread state lives in a paged stack's TLS (test_util.h)";
   const uint64_t limit = 256;
   auto t = MakePager(limit, GetParam());
   const size_t stack_pages = 256;  // 1 MiB
@@ -377,6 +378,7 @@ TEST_P(EvictionRace, Issue9CallsFromAThreadWithAPagedStack) {
 // Each thread pins its control block first (Pager::PinThisThread); a join
 // that does not return within 10 s is the bug.
 TEST_P(EvictionRace, ThreadsWithPagedStacksAreJoinedWhileEvictionRuns) {
+  if (!kPagedStacksWork) GTEST_SKIP() << "TSan's thread state lives in a paged stack's TLS (test_util.h)";
   const uint64_t limit = 256;
   auto t = MakePager(limit, GetParam());
   const size_t stacks = 8, stack_pages = 16;  // 64 KiB each

@@ -84,6 +84,19 @@ inline constexpr bool kRssIsMeaningful = false;
 inline constexpr bool kRssIsMeaningful = true;
 #endif
 
+// Under TSan a thread's stack may not be paged memory. TSan keeps each
+// thread's state (~800 KiB) in its static TLS, which glibc puts at the top of
+// a stack the program provides, and it touches that state while holding the
+// runtime's lock on an atomic's metadata. The pager thread, using the same
+// atomic (the mailbox), waits for that lock while the holder waits in a
+// fault for the pager: a deadlock only the sanitizer makes (seen in
+// EvictionRace.Issue9CallsFromAThreadWithAPagedStack).
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kPagedStacksWork = false;
+#else
+inline constexpr bool kPagedStacksWork = true;
+#endif
+
 // The throttle's memory bound: while write-back is stalled, anonymous RSS
 // grows by at most limit + reserve + a stated 6 MiB of slack (the page table,
 // queues, thread stacks, the 1 MiB zero run, gtest's heap). Checked where
