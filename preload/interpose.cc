@@ -99,6 +99,7 @@ void* ThreadTrampoline(void* p) {
     // Before any of the program's code: the kernel's write at this thread's
     // exit must find its control block in memory (Pager::PinThisThread).
     if (Pager* pager = s.own_stack ? RunningPager() : nullptr) {
+      PagerScope scope;  // an error's message is the pager's allocation, not the program's
       if (Status st = pager->PinThisThread(); !st.ok()) {
         PAGER_LOG_WARN("thread on a paged stack: %s; joining it may hang if its stack top is swapped out",
                        st.message().c_str());
