@@ -53,12 +53,13 @@ HotColdResult RunHotCold(EvictionPolicy policy) {
 // policy's choices, not write-back timing (a slow store serves re-touches
 // from write buffers).
 TEST(EvictionPolicyTest, HotSetStaysResidentWhileColdStreamPasses) {
-#if defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
   // Re-touches of pages still at the seal worker are rescued without a
-  // swap-in; under TSan that worker is many times slower, and FIFO's count
-  // measures its speed, not the policy (873 vs the clock's 481, seen). The
-  // plain and ASan jobs run this test.
-  GTEST_SKIP() << "a policy comparison; TSan's slowdown of the seal worker decides it";
+  // swap-in; under a sanitizer that worker is several times slower, and
+  // FIFO's count measures its speed, not the policy (TSan: 873 vs the clock's
+  // 481; ASan on a busy machine: failed 2 runs of 4, once 1818 vs 1539). The
+  // plain job runs this test.
+  GTEST_SKIP() << "a policy comparison; the sanitizer's slowdown of the seal worker decides it";
 #endif
   HotColdResult clock = RunHotCold(EvictionPolicy::kClock);
   HotColdResult fifo = RunHotCold(EvictionPolicy::kFifo);

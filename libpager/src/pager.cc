@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -511,13 +512,18 @@ std::pair<uintptr_t, uint64_t> PageSpan(const void* addr, size_t bytes) {
 Status Pager::Impl::Pin(const void* addr, size_t bytes, Mailbox::Kind kind) {
   if (bytes == 0) return Status::Error("Pin: size must be above 0");
   const auto [a, len] = PageSpan(addr, bytes);
-  // The pager pins only pages in memory: touch the range, pin, and again
-  // for pages evicted between the two (rare: the touch made them recent).
+  // The pager pins only pages in memory: pin, touch what was away, and pin
+  // again (a page can be evicted between the touch and the pin: rarely, the
+  // touch made it recent). Nothing is touched before the pager has said the
+  // range is paged, and only bytes inside [addr, addr+bytes).
+  const uintptr_t first = reinterpret_cast<uintptr_t>(addr), end = first + bytes;
   for (int attempt = 0; attempt < 100; attempt++) {
-    for (uintptr_t p = a; p < a + len; p += kPageSize) (void)*reinterpret_cast<const volatile char*>(p);
     uint64_t away = 0;
     Status s = Call(kind, a, len, &away);
     if (!s.ok() || away == 0) return s;
+    for (uintptr_t p = a; p < a + len; p += kPageSize) {
+      (void)*reinterpret_cast<const volatile char*>(std::max(p, first) < end ? std::max(p, first) : end - 1);
+    }
   }
   return Status::Error("Pin: pages kept being evicted before they could be pinned; is the limit far too small?");
 }
