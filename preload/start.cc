@@ -60,7 +60,7 @@ bool Note(uintptr_t addr, uint64_t len) {
 void AdoptNow(Pager* p, void* addr, size_t len) {
   static std::atomic<bool> warned{false};
   PagerScope scope;
-  Status s = p->Adopt(addr, PageUp(len));
+  Status s = p->AdoptNew(addr, PageUp(len));  // every range the preload adopts was just mapped
   if (!s.ok() && !warned.exchange(true)) {
     PAGER_LOG_WARN("cannot page %zu bytes at %p (%s); such memory stays ordinary memory", PageUp(len), addr,
                    s.message().c_str());

@@ -1,6 +1,11 @@
 // Region lifecycle: munmap, madvise and mremap of paged memory (uffd events),
 // and the pager's own Map/Unmap/destruction.
 #include <gtest/gtest.h>
+#include <string>
+#include <vector>
+#include <atomic>
+#include <algorithm>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -265,6 +270,127 @@ TEST_P(Lifecycle, Issue9MemoryAdoptedAtAnAddressJustUnmappedStaysPaged) {
   t_.pager.reset();
   EXPECT_EQ(FirstWrongPage(r, kLimit * 2, 20), -1) << "the adopted region's pages must come home";
   munmap(r, big * kPageSize);
+}
+
+namespace {
+// Puts the calling thread on `cpu`, with SCHED_FIFO `prio` if prio > 0.
+bool Place(int cpu, int prio) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) return false;
+  if (prio == 0) return true;
+  sched_param sp{};
+  sp.sched_priority = prio;
+  return sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+}
+// Every thread of this process but `keep` onto `cpu` (the pager's included).
+void MoveOtherThreads(int cpu, const std::vector<pid_t>& keep) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::stol(e.path().filename().string()));
+    if (std::find(keep.begin(), keep.end(), tid) == keep.end()) sched_setaffinity(tid, sizeof set, &set);
+  }
+}
+char TaskState(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  const size_t close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() ? '?' : line[close + 2];
+}
+}  // namespace
+
+// Address reuse across threads, in the order a hammer met about once in
+// twelve runs (EvictionRace.RegionMovedIntoARangeAnotherThreadJustFreed…),
+// forced here every time. Thread A mremaps its region away from X; the
+// kernel queues the REMAP, then, once A runs again, the UNMAP of X. Between
+// the two, thread B maps X and mremaps its own (swapped-out) region there.
+// A's late UNMAP of X must not discard B's pages. The order is forced by
+// holding the pager thread while A's REMAP waits, and a SCHED_FIFO spinner
+// keeping A off its CPU after the REMAP is read, until B is done.
+TEST_P(Lifecycle, LateUnmapOfARangeAnotherThreadMovedInKeepsItsPages) {
+  cpu_set_t all;
+  sched_getaffinity(0, sizeof all, &all);
+  int cpus[2] = {-1, -1};
+  for (int c = 0, n = 0; c < CPU_SETSIZE && n < 2; c++) {
+    if (CPU_ISSET(c, &all)) cpus[n++] = c;
+  }
+  if (cpus[1] < 0) GTEST_SKIP() << "needs two CPUs";
+  const size_t a_pages = 64;
+  unsigned char* x = t_.Map(a_pages);
+  for (size_t i = 0; i < a_pages; i++) FillPage(x + i * kPageSize, i, 7);
+  void* z = mmap(nullptr, a_pages * kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(z, MAP_FAILED);
+  // B's region is the fixture's, mostly swapped out; its first a_pages go to X.
+  t_.pager->Sync();
+  std::atomic<pid_t> a_tid{0}, hog_tid{0};
+  std::atomic<int> a_go{0}, a_calling{0}, hog_go{0}, hog_stop{0}, placed{0};
+  std::atomic<bool> a_ok{false};
+  std::thread a([&] {
+    a_tid = static_cast<pid_t>(syscall(SYS_gettid));
+    placed += Place(cpus[0], 10) ? 1 : 100;
+    while (!a_go.load()) usleep(100);
+    a_calling = 1;
+    a_ok = mremap(x, a_pages * kPageSize, a_pages * kPageSize, MREMAP_MAYMOVE | MREMAP_FIXED, z) == z;
+  });
+  std::thread hog([&] {
+    hog_tid = static_cast<pid_t>(syscall(SYS_gettid));
+    placed += Place(cpus[0], 20) ? 1 : 100;
+    while (!hog_go.load()) usleep(100);
+    // At most a second: kernel work queued on this CPU (a kworker) waits
+    // for the spinner too, and must not wait for long.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!hog_stop.load() && std::chrono::steady_clock::now() < until) {
+    }
+  });
+  while (placed.load() < 2) usleep(100);
+  if (placed.load() != 2) {
+    hog_go = hog_stop = a_go = 1;
+    hog.join();
+    a.join();
+    GTEST_SKIP() << "SCHED_FIFO not permitted here";
+  }
+  MoveOtherThreads(cpus[1], {a_tid.load(), hog_tid.load()});
+  Place(cpus[1], 0);
+
+  std::atomic<int> stalled{0};
+  std::thread stall([&] { PagerTestPeer::Stall(*t_.pager, 300, &stalled); });
+  while (!stalled.load()) usleep(100);
+  a_go = 1;  // A's REMAP is queued, unread: A sleeps until the pager reads it
+  // The wait for an event to be read is killable: state D.
+  bool asleep = false;
+  for (int i = 0; i < 20000 && !asleep; i++) {
+    const char st = TaskState(a_tid);
+    asleep = a_calling.load() && (st == 'D' || st == 'S');
+    if (!asleep) usleep(100);
+  }
+  hog_go = 1;  // A is asleep; once woken, it stays off CPU 0 until hog_stop
+  stall.join();
+  t_.pager->Sync();  // A's REMAP has been read and handled; its UNMAP is not queued yet
+  // B: X is free (A's mremap unmapped it before queueing its REMAP).
+  void* at = mmap(x, a_pages * kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  const bool b_mapped = at == x;
+  void* moved = b_mapped ? mremap(base_, a_pages * kPageSize, a_pages * kPageSize, MREMAP_MAYMOVE | MREMAP_FIXED, x)
+                         : MAP_FAILED;
+  t_.pager->Sync();  // B's REMAP handled, still before A's UNMAP
+  const char a_state = TaskState(a_tid);
+  hog_stop = 1;
+  hog.join();
+  a.join();
+  ASSERT_TRUE(asleep) << "A never slept in its mremap: the pager did not hold its REMAP";
+  ASSERT_TRUE(a_ok.load());
+  ASSERT_TRUE(b_mapped) << "X was not free for B";
+  ASSERT_EQ(moved, static_cast<void*>(x));
+  EXPECT_EQ(a_state, 'R') << "A ran before B was done: the order was not forced";
+  t_.pager->Sync();
+  EXPECT_EQ(FirstWrongPage(x, a_pages, 1), -1) << "B's pages, moved to X before A's late UNMAP of X";
+  EXPECT_EQ(FirstWrongPage(static_cast<unsigned char*>(z), a_pages, 7), -1) << "A's pages, moved to Z";
+  munmap(x, a_pages * kPageSize);
+  munmap(z, a_pages * kPageSize);
+  sched_setaffinity(0, sizeof all, &all);  // later tests' threads inherit it
 }
 
 // Issue 9, problem 9: the second of two concurrent BeginFork calls replaced

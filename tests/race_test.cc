@@ -332,17 +332,17 @@ void RegionMovesKeepEveryPage(const char* mode, bool own_targets) {
 
 TEST_P(EvictionRace, RegionMovedDuringEvictionKeepsEveryPage) { RegionMovesKeepEveryPage(GetParam(), true); }
 
-// KNOWN BUG, open (docs/design.md, "Address reuse across threads"): fails
-// about one run in twelve. The kernel queues a mremap's REMAP and its UNMAP
-// of the old range, and a munmap's UNMAP, only after dropping the mmap lock;
-// another thread can map the freed range (and mremap into it, or Adopt it)
-// in between, and the pager then reads the events out of address order:
-// thread A's UNMAP of the old range after B's REMAP into it discards B's
-// pages (seen: "move 1, region 2: page 0 lost version 1 (holds 0)"), and B's
-// REMAP into it before A's REMAP out of it discards A's. Fixing it needs the
-// pager to set aside, not discard, the state it finds at a REMAP's target or
-// an Adopt's range while that range's own events are still on their way.
-TEST_P(EvictionRace, DISABLED_RegionMovedIntoARangeAnotherThreadJustFreedKeepsEveryPage) {
+// Address reuse across threads (docs/design.md). The kernel queues a
+// mremap's REMAP and its UNMAP of the old range only after dropping the mmap
+// lock; another thread can map the freed range and mremap into it in
+// between, and the pager reads the events out of address order. Before the
+// pager set aside the state it found at a REMAP's target, thread A's late
+// UNMAP of its old range discarded B's pages there, about one run in twelve
+// to thirty ("move 1, region 2: page 0 lost version 1 (holds 0)"; the event
+// log showed B's REMAP into 0x7f54a3a00000 read while A's UNMAP of it was
+// pending). Lifecycle.LateEventsOfARangeReusedByAnotherThread… forces the
+// order every run.
+TEST_P(EvictionRace, RegionMovedIntoARangeAnotherThreadJustFreedKeepsEveryPage) {
   RegionMovesKeepEveryPage(GetParam(), false);
 }
 

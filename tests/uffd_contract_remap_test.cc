@@ -69,6 +69,30 @@ TEST(UffdContract, MremapMoveRaisesRemapWithTheOldLengthThenUnmapOfTheOldRange) 
   ExpectTouchFaultsToTheUffd(u, a.page(7), a.base(), "fault[7]");  // still registered at `to`
 }
 
+// mm/mremap.c: with MREMAP_FIXED the target is unmapped first
+// (do_munmap(..., vrm->uf_unmap_early)); a registered target gets its UNMAP
+// then, completed before the REMAP is even sent (userfaultfd_unmap_complete(mm,
+// &uf_unmap_early) comes first at the end of do_mremap()). So when the pager
+// reads a REMAP, any registered range that was at its target is already
+// reported gone; state it still holds there is another mapping's, whose own
+// events (from another thread) are late.
+// libpager: core.cc HandleRemap sets such state aside (SetAside).
+TEST(UffdContract, MremapOntoARegisteredRangeRaisesUnmapOfItBeforeRemap) {
+  Area a(8);
+  Fill(a.base(), 8, 'r');
+  RawUffd u;
+  if (auto why = u.Open(kEvents); !why.empty()) GTEST_SKIP() << why;
+  ASSERT_EQ(u.Register(a.base(), 8 * kPage), 0);
+  ASSERT_EQ(madvise(a.page(4), 4 * kPage, MADV_RANDOM), 0);  // VMAs [0,4) and [4,8)
+  {
+    Reader r(u);
+    ASSERT_EQ(Mremap(a.base(), 4, 4, MREMAP_MAYMOVE | MREMAP_FIXED, a.page(4)), a.page(4));
+    ASSERT_TRUE(r.WaitForCount(3));
+    EXPECT_EQ(Describe(r.messages(), a.base()), "unmap[4,8) remap[0,4)->[4,8) unmap[0,4)");
+  }
+  ASSERT_TRUE(a.FillHole(0, 4));
+}
+
 // mm/mremap.c expand_vma(): when the range ends at its VMA's end and the
 // space after is free, expand_vma_in_place() -> vma_merge_extend() grows
 // the VMA itself, keeping its flags and vm_userfaultfd_ctx; vrm->uf was never

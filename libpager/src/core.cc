@@ -244,7 +244,11 @@ void PagerCore::Discard(uint64_t first, uint64_t pages, bool unmapped) {
 
 // ---- regions ----------------------------------------------------------------
 
-Status PagerCore::AddRegion(uintptr_t addr, uint64_t len) {
+Status PagerCore::AddRegion(uintptr_t addr, uint64_t len, bool fresh) {
+  // A mapping just made cannot be one the pager already holds: state still
+  // there is an earlier occupant's, whose UNMAP or REMAP (from another
+  // thread, queued after that thread dropped the mmap lock) is on its way.
+  if (fresh && regions_.Overlaps(addr, len)) SetAside(PageTable::PageOf(addr), len / kPageSize);
   if (stale_entries_ > 0) PurgeQueues();
   // Paging works on 4 KiB pages: a huge page would be one 2 MiB unit to the
   // kernel and unmovable as pages by UFFDIO_MOVE.
@@ -288,65 +292,172 @@ void PagerCore::HandleRemove(uintptr_t start, uintptr_t end) {
   Discard(PageTable::PageOf(start), (end - start) / kPageSize, false);
 }
 
+template <class Fn>
+void PagerCore::ForRangeAndLimbo(uint64_t first, uint64_t pages, Fn&& fn) {
+  uint64_t page = first;
+  const uint64_t end = first + pages;
+  while (page < end) {
+    // The held range that starts earliest at or after `page`, or covers it.
+    size_t best = held_.size();
+    for (size_t i = 0; i < held_.size(); i++) {
+      const Held& h = held_[i];
+      if (h.first + h.pages <= page || h.first >= end) continue;
+      if (best == held_.size() || h.first < held_[best].first) best = i;
+    }
+    if (best == held_.size()) {
+      fn(page, end - page, kNotHeld);
+      return;
+    }
+    Held h = held_[best];
+    if (h.first > page) {
+      fn(page, h.first - page, kNotHeld);
+      page = h.first;
+    }
+    const uint64_t stop = std::min(end, h.first + h.pages);
+    const uint64_t n = stop - page;
+    fn(page, n, h.at + (page - h.first));
+    // What the event claimed leaves the record; the rest waits on.
+    held_.erase(held_.begin() + static_cast<ptrdiff_t>(best));
+    if (h.first < page) held_.push_back(Held{h.first, page - h.first, h.at, h.since_ns});
+    if (stop < h.first + h.pages) {
+      held_.push_back(Held{stop, h.first + h.pages - stop, h.at + (stop - h.first), h.since_ns});
+    }
+    page = stop;
+  }
+}
+
 void PagerCore::HandleUnmap(uintptr_t start, uintptr_t end) {
   const uint64_t first = PageTable::PageOf(start), pages = (end - start) / kPageSize;
-  Discard(first, pages, true);
+  // The UNMAP of the old range that follows a move's REMAP: what was there
+  // has moved already, and what is there now (another thread's mapping,
+  // made between the two events) is not this event's to drop.
+  for (size_t i = 0; i < moved_away_.size(); i++) {
+    if (moved_away_[i].first == first && moved_away_[i].pages == pages) {
+      moved_away_.erase(moved_away_.begin() + static_cast<ptrdiff_t>(i));
+      return;
+    }
+  }
+  // The part set aside for this late UNMAP is dropped there; the range
+  // itself belongs to its new occupant.
+  ForRangeAndLimbo(first, pages, [&](uint64_t from, uint64_t n, uint64_t held) {
+    if (held != kNotHeld) {
+      Discard(held, n, true);
+      table_.Trim(held, n);
+      return;
+    }
+    Discard(from, n, true);
+    table_.Trim(from, n);
+    regions_.Remove(PageTable::AddrOf(from), n * kPageSize);
+  });
+}
+
+void PagerCore::MovePage(uint64_t page, uint64_t dst_page, bool queue) {
+  PageEntry& src = table_.At(page);
+  if (src.state() == PageState::kEmpty) {
+    stale_entries_ += src.queued_active() + src.queued_inactive();
+    src = PageEntry();
+    return;
+  }
+  PageEntry moved = src;
+  stale_entries_ += src.queued_active() + src.queued_inactive();
+  src = PageEntry();
+  moved.set_queued_active(false);
+  moved.set_queued_inactive(false);
+  PageEntry* dst = table_.Create(dst_page);
+  if (dst == nullptr) {
+    // No memory for the table: the page's content cannot be followed.
+    // SIGBUS on touch, never a silent zero page.
+    PAGER_LOG_ERROR("mremap: out of memory for the page table; page at %#lx poisoned",
+                    static_cast<unsigned long>(PageTable::AddrOf(dst_page)));
+    Forget(page, moved);
+    if (!IsHeld(dst_page)) (void)uffd_.Poison(PageTable::AddrOf(dst_page), 1);
+    return;
+  }
+  *dst = moved;
+  switch (moved.state()) {
+    case PageState::kResident:
+      if (queue) PushActive(dst_page, *dst);
+      break;
+    case PageState::kInactive:
+      if (queue) PushInactive(dst_page, *dst);
+      break;
+    case PageState::kReading:
+    case PageState::kWriting:
+    case PageState::kSealing: {
+      Op* op = ops_[moved.aux()];
+      for (uint32_t k = 0; k < op->io.pages; k++) {
+        if (op->pages[k] == page) op->pages[k] = dst_page;
+      }
+      if (op->fault_page == page) op->fault_page = dst_page;
+      break;
+    }
+    default: break;
+  }
+}
+
+void PagerCore::SetAside(uint64_t first, uint64_t pages) {
+  bool any = false;
+  table_.ForRange(first, pages, [&](uint64_t, PageEntry& e) { any = any || e.state() != PageState::kEmpty; });
+  if (!any) return;
+  const uint64_t at = next_held_page_;
+  next_held_page_ += pages;
+  table_.ForRange(first, pages, [&](uint64_t page, PageEntry&) { MovePage(page, at + (page - first), false); });
   table_.Trim(first, pages);
-  regions_.Remove(start, end - start);
+  held_.push_back(Held{first, pages, at, NowNs()});
+  // Threads of the old occupant asleep on a swap-in there would wait for an
+  // install that now happens nowhere: they retry, and meet the new mapping.
+  uffd_.Wake(PageTable::AddrOf(first), pages * kPageSize);
 }
 
 void PagerCore::HandleRemap(uintptr_t from_addr, uintptr_t to_addr, uint64_t len) {
   const uint64_t from = PageTable::PageOf(from_addr), to = PageTable::PageOf(to_addr), pages = len / kPageSize;
-  Discard(to, pages, true);  // whatever was there is gone (mremap replaced it)
+  // A registered range at the target was unmapped by this very mremap, and
+  // its UNMAP was read before this REMAP (UffdContract.MremapOntoARegisteredRangeRaisesUnmapOfItBeforeRemap);
+  // state the pager still holds there is an earlier occupant's whose own
+  // UNMAP or REMAP, from another thread, is still on its way: set aside.
+  if (regions_.Overlaps(to_addr, len)) SetAside(to, pages);
+  Discard(to, pages, true);
   // The moved pages are queued at their new addresses: no stale entry of an
   // earlier mapping there may remain (core.h: queue invariants).
   if (stale_entries_ > 0) PurgeQueues();
-  table_.ForRange(from, pages, [&](uint64_t page, PageEntry& src) {
-    if (src.state() == PageState::kEmpty) {
-      stale_entries_ += src.queued_active() + src.queued_inactive();
-      src = PageEntry();
-      return;
-    }
-    const uint64_t dst_page = to + (page - from);
-    PageEntry moved = src;
-    stale_entries_ += src.queued_active() + src.queued_inactive();
-    src = PageEntry();
-    moved.set_queued_active(false);
-    moved.set_queued_inactive(false);
-    PageEntry* dst = table_.Create(dst_page);
-    if (dst == nullptr) {
-      // No memory for the table: the page's content cannot be followed.
-      // SIGBUS on touch, never a silent zero page.
-      PAGER_LOG_ERROR("mremap: out of memory for the page table; page at %#lx poisoned",
-                      static_cast<unsigned long>(PageTable::AddrOf(dst_page)));
-      Forget(page, moved);
-      (void)uffd_.Poison(PageTable::AddrOf(dst_page), 1);
-      return;
-    }
-    *dst = moved;
-    switch (moved.state()) {
-      case PageState::kResident: PushActive(dst_page, *dst); break;
-      case PageState::kInactive: PushInactive(dst_page, *dst); break;
-      case PageState::kReading:
-      case PageState::kWriting:
-      case PageState::kSealing: {
-        Op* op = ops_[moved.aux()];
-        for (uint32_t k = 0; k < op->io.pages; k++) {
-          if (op->pages[k] == page) op->pages[k] = dst_page;
-        }
-        if (op->fault_page == page) op->fault_page = dst_page;
-        break;
-      }
-      default: break;
-    }
+  ForRangeAndLimbo(from, pages, [&](uint64_t src, uint64_t n, uint64_t held) {
+    const uint64_t dst = to + (src - from);
+    const uint64_t at = held != kNotHeld ? held : src;
+    table_.ForRange(at, n, [&](uint64_t page, PageEntry&) { MovePage(page, dst + (page - at), true); });
+    table_.Trim(at, n);
+    // The range set aside for this REMAP is its new occupant's: it stays.
+    if (held == kNotHeld) regions_.Remove(PageTable::AddrOf(src), n * kPageSize);
   });
-  table_.Trim(from, pages);
-  regions_.Remove(from_addr, len);
   regions_.Add(to_addr, len);
+  // The kernel follows a move's REMAP with an UNMAP of the old range
+  // (UffdContract.MremapMoveRaisesRemapWithTheOldLengthThenUnmapOfTheOldRange):
+  // by then another thread may have mapped something there.
+  moved_away_.push_back(Held{from, pages, 0, NowNs()});
   // Threads asleep on a swap-in at the old address were waiting for an
   // install there that will now happen at the new one: wake them to re-fault
   // (UffdContract.FaulterAsleepAtAnAddressMremappedAwayIsWokenOnlyByWakeAtTheOldAddress).
   uffd_.Wake(from_addr, pages);
+}
+
+void PagerCore::ExpireHeld(uint64_t now) {
+  // A REMAP with MREMAP_DONTUNMAP is followed by no UNMAP
+  // (UffdContract.MremapDontunmapRaisesRemapAndKeepsTheOldRangeRegistered).
+  std::erase_if(moved_away_, [&](const Held& h) { return now - h.since_ns >= kHeldNs; });
+  for (size_t i = 0; i < held_.size();) {
+    const Held h = held_[i];
+    if (now - h.since_ns < kHeldNs) {
+      i++;
+      continue;
+    }
+    // The event this state was set aside for never came: a case the design
+    // did not foresee. Said, and the state dropped (its range is gone).
+    PAGER_LOG_ERROR("state of %llu pages set aside at %#lx waited %llu s for its UNMAP or REMAP; dropped",
+                    static_cast<unsigned long long>(h.pages), static_cast<unsigned long>(PageTable::AddrOf(h.first)),
+                    static_cast<unsigned long long>(kHeldNs / 1'000'000'000ull));
+    held_.erase(held_.begin() + static_cast<ptrdiff_t>(i));
+    Discard(h.at, h.pages, true);
+    table_.Trim(h.at, h.pages);
+  }
 }
 
 Result<uint64_t> PagerCore::SetPinned(uintptr_t addr, uint64_t len, bool on) {

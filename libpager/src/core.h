@@ -135,7 +135,9 @@ class PagerCore {
   // ---- regions and the page lifecycle (core.cc) --------------------------
   // A new region: registered with the uffd; pages already present (Adopt of
   // memory in use) are counted resident.
-  Status AddRegion(uintptr_t addr, uint64_t len);
+  // `fresh`: the caller has just mmapped it (Map, the preload), so state the
+  // pager holds there is an earlier occupant's, set aside (held_).
+  Status AddRegion(uintptr_t addr, uint64_t len, bool fresh);
   // Pager::Unmap: unregisters (so munmap raises no event this thread would
   // have to read), forgets, then unmaps.
   Status UnmapRegion(uintptr_t addr, uint64_t len);
@@ -150,6 +152,10 @@ class PagerCore {
   Result<uint64_t> SetPinned(uintptr_t addr, uint64_t len, bool on);
   // A fault outside every known region: a registered range grown in place.
   void NoteFaultAddress(uintptr_t addr);
+  // Drops state set aside whose event never came (see held_); true while
+  // any is held, so the loop keeps waking to expire it.
+  void ExpireHeld(uint64_t now);
+  bool holding() const { return !held_.empty() || !moved_away_.empty(); }
   // Unregisters every known region (shutdown; closing the uffd does the rest).
   void UnregisterAll();
 
@@ -191,6 +197,24 @@ class PagerCore {
   // longer belong to a region (queue entries become stale, chunks trimmed).
   void Discard(uint64_t first, uint64_t pages, bool unmapped);
   void PurgeQueues();
+  // Moves a page's state, and the ops in flight that name it, to dst_page;
+  // `queue`: queued there (not for held pages, which nothing may evict).
+  void MovePage(uint64_t page, uint64_t dst_page, bool queue);
+  // Address reuse across threads (docs/design.md). The kernel queues an
+  // UNMAP, or a mremap's REMAP and its UNMAP of the old range, only after
+  // the thread dropped the mmap lock, and another thread can map the freed
+  // range meanwhile: its REMAP into it, or its fresh Adopt, can reach the
+  // pager first. SetAside moves the state found there to a held range of
+  // page numbers above user space (kHeldBase), where no fault, install or
+  // eviction can reach it; the late REMAP takes it from there, the late
+  // UNMAP drops it there, and the new occupant's state is left alone.
+  void SetAside(uint64_t first, uint64_t pages);
+  // Calls fn(first, n, held) over [first, first+pages) in pieces: held is
+  // where a piece's set-aside state is (that part of the record is
+  // consumed), or kNotHeld for the range's own.
+  template <class Fn>
+  void ForRangeAndLimbo(uint64_t first, uint64_t pages, Fn&& fn);
+  static bool IsHeld(uint64_t page) { return page >= kHeldBase; }
   // Installs pages [from, n) of a run starting at page `first`, from src
   // (page k at src + k pages). Calls installed(k) for each page installed and
   // gone(k) for each with no registered VMA (skipped). Returns with `done` ==
@@ -292,6 +316,21 @@ class PagerCore {
   static constexpr size_t kSpareOps = 16;  // freed Ops kept for reuse (FreeOp)
   static constexpr uint64_t kGoneGraceNs = 1'000'000'000;  // CompleteRead
   uint32_t prefetch_ops_ = 0;  // read-ahead ops in flight
+
+  struct Held {
+    uint64_t first;     // the range's own first page and length
+    uint64_t pages;
+    uint64_t at;        // where its state is held
+    uint64_t since_ns;  // dropped after kHeldNs (ExpireHeld)
+  };
+  static constexpr uint64_t kHeldBase = (uint64_t{1} << 47) / kPageSize;  // above x86-64 user space
+  static constexpr uint64_t kNotHeld = ~uint64_t{0};
+  static constexpr uint64_t kHeldNs = 10'000'000'000ull;
+  std::vector<Held, MetaAllocator<Held>> held_;  // a few at most, for microseconds
+  // Old ranges of moves whose UNMAP is still to come (HandleRemap); dropped
+  // after kHeldNs (MREMAP_DONTUNMAP sends none).
+  std::vector<Held, MetaAllocator<Held>> moved_away_;
+  uint64_t next_held_page_ = kHeldBase;
 
   bool draining_ = false;  // shutdown or fork: bring everything back, ignore the limit
   bool warned_overflow_ = false;

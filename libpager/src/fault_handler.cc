@@ -385,11 +385,18 @@ void PagerCore::CompleteRead(Op* op) {
       i++;
       continue;
     }
+    if (IsHeld(op->pages[i])) {
+      // Set aside for a late REMAP or UNMAP (core.h): installed, if at all,
+      // once that event gives it an address again.
+      again = true;
+      i++;
+      continue;
+    }
     // A run of consecutive live, good pages: one install, split by the uffd
     // layer wherever a VMA boundary (mprotect, madvise of part of a region)
     // or a present page stops it.
     uint32_t j = i + 1;
-    while (j < n && live[j] && good[j] && op->pages[j] == op->pages[j - 1] + 1) j++;
+    while (j < n && live[j] && good[j] && op->pages[j] == op->pages[j - 1] + 1 && !IsHeld(op->pages[j])) j++;
     const uint64_t first = op->pages[i];
     auto settle = [&](uint32_t k) {
       reads_in_flight_pages_--;
@@ -454,6 +461,7 @@ void PagerCore::RetryReads() {
 bool PagerCore::BringHome() {
   if (pages_away() == 0 && ops_in_flight_ == 0) return true;
   table_.ForAll([&](uint64_t page, PageEntry& e) {
+    if (IsHeld(page)) return;  // waits for its event (or ExpireHeld) to give it an address, or drop it
     switch (e.state()) {
       case PageState::kInactive:
       case PageState::kWriting:

@@ -24,7 +24,7 @@ namespace pager {
 class Mailbox {
  public:
   enum class Kind : uint8_t {
-    kAdopt, kUnmap, kSync, kBeginFork, kEndFork, kShutdown, kPageState, kPageSlot, kPin, kPinIfPaged, kUnpin
+    kAdopt, kAdoptNew, kUnmap, kSync, kBeginFork, kEndFork, kShutdown, kPageState, kPageSlot, kPin, kPinIfPaged, kUnpin, kTestStall
   };
 
   struct Request {

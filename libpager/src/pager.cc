@@ -62,7 +62,7 @@ class Pager::Impl : public StoreListener {
   Status Start();
   Result<void*> Map(size_t bytes);
   Status Unmap(void* addr, size_t bytes);
-  Status Adopt(void* addr, size_t bytes);
+  Status Adopt(void* addr, size_t bytes, bool fresh);
   Status Pin(const void* addr, size_t bytes, Mailbox::Kind kind);
   Status Unpin(const void* addr, size_t bytes);
   Status PinThisThread();
@@ -102,6 +102,9 @@ class Pager::Impl : public StoreListener {
     uint64_t out = 0;
     (void)Call(Mailbox::Kind::kPageState, reinterpret_cast<uintptr_t>(addr), 0, &out);
     return static_cast<PageState>(out);
+  }
+  void TEST_Stall(uint32_t ms, std::atomic<int>* started) {
+    (void)Call(Mailbox::Kind::kTestStall, reinterpret_cast<uintptr_t>(started), ms);
   }
   int64_t TEST_PageSlot(const void* addr) {
     uint64_t out = 0;
@@ -277,7 +280,8 @@ void Pager::Impl::Loop() {
     int timeout = -1;
     if (more) {
       timeout = 0;
-    } else if (!mem_waiters_.empty() || !retry_.empty() || core_->ops_in_flight() > 0 || !homing_.empty()) {
+    } else if (!mem_waiters_.empty() || !retry_.empty() || core_->ops_in_flight() > 0 || !homing_.empty() ||
+               core_->holding()) {
       timeout = 10;
     } else if (core_->eviction_paused()) {
       timeout = 100;
@@ -317,6 +321,7 @@ void Pager::Impl::Loop() {
 
     RunCommands();
     const uint64_t now = NowNs();
+    if (core_->holding()) core_->ExpireHeld(now);
     ServeWaiters(now);
     more = core_->Evict(512);
     if (mem_waiters_.empty()) core_->ResumePrefetch();
@@ -407,7 +412,8 @@ void Pager::Impl::RunCommands() {
     next = Mailbox::Next(r);  // r is the caller's again once completed
     switch (r->kind) {
       case Mailbox::Kind::kAdopt:
-        mailbox_.Complete(r, core_->AddRegion(r->addr, r->len));
+      case Mailbox::Kind::kAdoptNew:
+        mailbox_.Complete(r, core_->AddRegion(r->addr, r->len, r->kind == Mailbox::Kind::kAdoptNew));
         break;
       case Mailbox::Kind::kUnmap:
         mailbox_.Complete(r, core_->UnmapRegion(r->addr, r->len));
@@ -435,6 +441,11 @@ void Pager::Impl::RunCommands() {
         mailbox_.Complete(r, away.ok() || r->kind == Mailbox::Kind::kPinIfPaged ? Status() : away.status());
         break;
       }
+      case Mailbox::Kind::kTestStall:
+        reinterpret_cast<std::atomic<int>*>(r->addr)->store(1);
+        usleep(static_cast<useconds_t>(r->len * 1000));
+        mailbox_.Complete(r, Status());
+        break;
       case Mailbox::Kind::kBeginFork:
       case Mailbox::Kind::kShutdown:
         if (r->kind == Mailbox::Kind::kBeginFork) {
@@ -479,18 +490,19 @@ Result<void*> Pager::Impl::Map(size_t bytes) {
   size_t len = (bytes + kPageSize - 1) / kPageSize * kPageSize;
   Mapping m = Mapping::Anonymous(len, MAP_NORESERVE);
   if (!m.valid()) return Status::FromErrno("Map: mmap of " + FormatSize(len), errno);
-  Status s = Call(Mailbox::Kind::kAdopt, reinterpret_cast<uintptr_t>(m.data()), len);
+  Status s = Call(Mailbox::Kind::kAdoptNew, reinterpret_cast<uintptr_t>(m.data()), len);
   if (!s.ok()) return Status::Error("Map: " + s.message());
   void* p = m.data();
   m.release();
   return p;
 }
 
-Status Pager::Impl::Adopt(void* addr, size_t bytes) {
+Status Pager::Impl::Adopt(void* addr, size_t bytes, bool fresh) {
   if (reinterpret_cast<uintptr_t>(addr) % kPageSize != 0 || bytes % kPageSize != 0 || bytes == 0) {
-    return Status::Error("Adopt: address and size must be page-aligned and non-zero");
+    return Status::Error(std::string(fresh ? "AdoptNew" : "Adopt") +
+                         ": address and size must be page-aligned and non-zero");
   }
-  return Call(Mailbox::Kind::kAdopt, reinterpret_cast<uintptr_t>(addr), bytes);
+  return Call(fresh ? Mailbox::Kind::kAdoptNew : Mailbox::Kind::kAdopt, reinterpret_cast<uintptr_t>(addr), bytes);
 }
 
 Status Pager::Impl::Unmap(void* addr, size_t bytes) {
@@ -575,8 +587,10 @@ Result<std::unique_ptr<Pager>> Pager::Create(const Config& config, std::unique_p
 Result<void*> Pager::Map(size_t bytes) { return impl_->Map(bytes); }
 PageState PagerTestPeer::StateOf(Pager& p, const void* addr) { return p.impl_->TEST_PageState(addr); }
 int64_t PagerTestPeer::SlotOf(Pager& p, const void* addr) { return p.impl_->TEST_PageSlot(addr); }
+void PagerTestPeer::Stall(Pager& p, uint32_t ms, std::atomic<int>* started) { p.impl_->TEST_Stall(ms, started); }
 Status Pager::Unmap(void* addr, size_t bytes) { return impl_->Unmap(addr, bytes); }
-Status Pager::Adopt(void* addr, size_t bytes) { return impl_->Adopt(addr, bytes); }
+Status Pager::Adopt(void* addr, size_t bytes) { return impl_->Adopt(addr, bytes, false); }
+Status Pager::AdoptNew(void* addr, size_t bytes) { return impl_->Adopt(addr, bytes, true); }
 Status Pager::Pin(const void* addr, size_t bytes) { return impl_->Pin(addr, bytes, Mailbox::Kind::kPin); }
 Status Pager::Unpin(const void* addr, size_t bytes) { return impl_->Unpin(addr, bytes); }
 Status Pager::PinThisThread() { return impl_->PinThisThread(); }

@@ -62,6 +62,13 @@ bool RegionSet::Covers(uintptr_t start, uint64_t len) const {
   return it->first <= start && it->second >= start + len;  // adjacent ranges are merged
 }
 
+bool RegionSet::Overlaps(uintptr_t start, uint64_t len) const {
+  // The first range ending after `start`: the one holding it, or the next.
+  auto it = ranges_.upper_bound(start);
+  if (it != ranges_.begin() && std::prev(it)->second > start) return true;
+  return it != ranges_.end() && it->first < start + len;
+}
+
 uintptr_t RegionSet::EndOf(uintptr_t addr) const {
   auto it = ranges_.upper_bound(addr);
   if (it == ranges_.begin()) return 0;

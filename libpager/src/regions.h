@@ -30,6 +30,8 @@ class RegionSet {
   uint64_t Add(uintptr_t start, uint64_t len);
   // Removes [start, start+len) wherever it overlaps; returns the bytes removed.
   uint64_t Remove(uintptr_t start, uint64_t len);
+  // True when some byte of [start, start+len) is in the set.
+  bool Overlaps(uintptr_t start, uint64_t len) const;
   // True when every byte of [start, start+len) is in the set.
   bool Covers(uintptr_t start, uint64_t len) const;
   // The end of the range holding `addr`; 0 if no range does.

@@ -3,6 +3,7 @@
 // racing it. Each runs on the pager thread, in order with everything else.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "page_table.h"
@@ -16,6 +17,10 @@ class PagerTestPeer {
   static PageState StateOf(Pager& p, const void* addr);
   // The slot holding the page at `addr`, or -1 if it has none.
   static int64_t SlotOf(Pager& p, const void* addr);
+  // Holds the pager thread for `ms` (no event read, nothing served), so
+  // that a test can line events up behind it; sets *started first. Returns
+  // when the hold ends.
+  static void Stall(Pager& p, uint32_t ms, std::atomic<int>* started);
 };
 
 }  // namespace pager

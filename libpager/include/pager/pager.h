@@ -246,8 +246,14 @@ class PAGER_EXPORT Pager {
   Result<void*> Map(size_t bytes);
   // Unmaps a region (or a page-aligned part of one) and frees its slots.
   Status Unmap(void* addr, size_t bytes);
-  // Registers an existing private anonymous mapping (the preload uses this).
+  // Registers an existing private anonymous mapping.
   Status Adopt(void* addr, size_t bytes);
+  // Adopt for a mapping the caller has just created (mmap returned it; the
+  // preload uses this). If the pager still holds state at that address for
+  // a mapping another thread unmapped or moved an instant before (its event
+  // not read yet), that state is kept for the late event instead of being
+  // taken for the new mapping's.
+  Status AdoptNew(void* addr, size_t bytes);
 
   // Keeps the pages spanning [addr, addr+bytes) in memory until Unpin (or
   // until they are discarded or unmapped): they are never evicted. They count
