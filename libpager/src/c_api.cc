@@ -69,6 +69,10 @@ void* pager_map(pager_t* p, size_t bytes, char* err, size_t errlen) {
 
 int pager_unmap(pager_t* p, void* addr, size_t bytes) { return p->p->Unmap(addr, bytes).ok() ? 0 : -1; }
 int pager_adopt(pager_t* p, void* addr, size_t bytes) { return p->p->Adopt(addr, bytes).ok() ? 0 : -1; }
+int pager_adopt_new(pager_t* p, void* addr, size_t bytes) { return p->p->AdoptNew(addr, bytes).ok() ? 0 : -1; }
+int pager_pin(pager_t* p, const void* addr, size_t bytes) { return p->p->Pin(addr, bytes).ok() ? 0 : -1; }
+int pager_unpin(pager_t* p, const void* addr, size_t bytes) { return p->p->Unpin(addr, bytes).ok() ? 0 : -1; }
+int pager_pin_this_thread(pager_t* p) { return p->p->PinThisThread().ok() ? 0 : -1; }
 
 void pager_get_stats(const pager_t* p, pager_stats_t* out) {
   pager::Stats s = p->p->GetStats();

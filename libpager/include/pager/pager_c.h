@@ -46,6 +46,13 @@ PAGER_EXPORT void pager_destroy(pager_t* p);
 PAGER_EXPORT void* pager_map(pager_t* p, size_t bytes, char* err, size_t errlen);
 PAGER_EXPORT int pager_unmap(pager_t* p, void* addr, size_t bytes);
 PAGER_EXPORT int pager_adopt(pager_t* p, void* addr, size_t bytes);
+/* pager_adopt for a mapping just made with mmap (Pager::AdoptNew). */
+PAGER_EXPORT int pager_adopt_new(pager_t* p, void* addr, size_t bytes);
+/* Keep pages in memory (Pager::Pin/Unpin); pager_pin_this_thread first thing
+ * on a thread whose stack is paged (Pager::PinThisThread). 0, or -1. */
+PAGER_EXPORT int pager_pin(pager_t* p, const void* addr, size_t bytes);
+PAGER_EXPORT int pager_unpin(pager_t* p, const void* addr, size_t bytes);
+PAGER_EXPORT int pager_pin_this_thread(pager_t* p);
 PAGER_EXPORT void pager_get_stats(const pager_t* p, pager_stats_t* out);
 
 #ifdef __cplusplus

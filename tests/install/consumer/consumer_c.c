@@ -39,12 +39,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (i = 0; i < BYTES / 8; i++) words[i] = word(i);
+  /* The first page stays in memory through the read-back; the C pin calls
+   * link and say yes. */
+  if (pager_pin(p, words, 4096) != 0 || pager_pin_this_thread(p) != 0) {
+    fprintf(stderr, "consumer_c: pager_pin or pager_pin_this_thread failed\n");
+    return 1;
+  }
   for (i = 0; i < BYTES / 8; i++) {
     if (words[i] != word(i)) {
       fprintf(stderr, "consumer_c: byte %" PRIu64 ": expected %016" PRIx64 ", found %016" PRIx64 "\n", i * 8,
               word(i), words[i]);
       return 1;
     }
+  }
+  if (pager_unpin(p, words, 4096) != 0 || pager_pin(p, &err, 1) != -1) {
+    fprintf(stderr, "consumer_c: pager_unpin failed, or pinning unpaged memory did not fail\n");
+    return 1;
   }
   pager_get_stats(p, &s);
   if (s.faults_swapin == 0 || s.evictions_written == 0) {
