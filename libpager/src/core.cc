@@ -293,7 +293,7 @@ void PagerCore::HandleRemove(uintptr_t start, uintptr_t end) {
 }
 
 template <class Fn>
-void PagerCore::ForRangeAndLimbo(uint64_t first, uint64_t pages, Fn&& fn) {
+void PagerCore::ForRangeAndHeld(uint64_t first, uint64_t pages, Fn&& fn) {
   uint64_t page = first;
   const uint64_t end = first + pages;
   while (page < end) {
@@ -339,10 +339,9 @@ void PagerCore::HandleUnmap(uintptr_t start, uintptr_t end) {
   }
   // The part set aside for this late UNMAP is dropped there; the range
   // itself belongs to its new occupant.
-  ForRangeAndLimbo(first, pages, [&](uint64_t from, uint64_t n, uint64_t held) {
+  ForRangeAndHeld(first, pages, [&](uint64_t from, uint64_t n, uint64_t held) {
     if (held != kNotHeld) {
-      Discard(held, n, true);
-      table_.Trim(held, n);
+      DropHeld(held, n);
       return;
     }
     Discard(from, n, true);
@@ -353,14 +352,10 @@ void PagerCore::HandleUnmap(uintptr_t start, uintptr_t end) {
 
 void PagerCore::MovePage(uint64_t page, uint64_t dst_page, bool queue) {
   PageEntry& src = table_.At(page);
-  if (src.state() == PageState::kEmpty) {
-    stale_entries_ += src.queued_active() + src.queued_inactive();
-    src = PageEntry();
-    return;
-  }
   PageEntry moved = src;
   stale_entries_ += src.queued_active() + src.queued_inactive();
   src = PageEntry();
+  if (moved.state() == PageState::kEmpty) return;
   moved.set_queued_active(false);
   moved.set_queued_inactive(false);
   PageEntry* dst = table_.Create(dst_page);
@@ -420,7 +415,7 @@ void PagerCore::HandleRemap(uintptr_t from_addr, uintptr_t to_addr, uint64_t len
   // The moved pages are queued at their new addresses: no stale entry of an
   // earlier mapping there may remain (core.h: queue invariants).
   if (stale_entries_ > 0) PurgeQueues();
-  ForRangeAndLimbo(from, pages, [&](uint64_t src, uint64_t n, uint64_t held) {
+  ForRangeAndHeld(from, pages, [&](uint64_t src, uint64_t n, uint64_t held) {
     const uint64_t dst = to + (src - from);
     const uint64_t at = held != kNotHeld ? held : src;
     table_.ForRange(at, n, [&](uint64_t page, PageEntry&) { MovePage(page, dst + (page - at), true); });
@@ -455,9 +450,13 @@ void PagerCore::ExpireHeld(uint64_t now) {
                     static_cast<unsigned long long>(h.pages), static_cast<unsigned long>(PageTable::AddrOf(h.first)),
                     static_cast<unsigned long long>(kHeldNs / 1'000'000'000ull));
     held_.erase(held_.begin() + static_cast<ptrdiff_t>(i));
-    Discard(h.at, h.pages, true);
-    table_.Trim(h.at, h.pages);
+    DropHeld(h.at, h.pages);
   }
+}
+
+void PagerCore::DropHeld(uint64_t at, uint64_t pages) {
+  Discard(at, pages, true);
+  table_.Trim(at, pages);
 }
 
 Result<uint64_t> PagerCore::SetPinned(uintptr_t addr, uint64_t len, bool on) {

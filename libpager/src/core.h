@@ -213,8 +213,10 @@ class PagerCore {
   // where a piece's set-aside state is (that part of the record is
   // consumed), or kNotHeld for the range's own.
   template <class Fn>
-  void ForRangeAndLimbo(uint64_t first, uint64_t pages, Fn&& fn);
+  void ForRangeAndHeld(uint64_t first, uint64_t pages, Fn&& fn);
   static bool IsHeld(uint64_t page) { return page >= kHeldBase; }
+  // Drops set-aside state whose range is gone (its late UNMAP, or expiry).
+  void DropHeld(uint64_t at, uint64_t pages);
   // Installs pages [from, n) of a run starting at page `first`, from src
   // (page k at src + k pages). Calls installed(k) for each page installed and
   // gone(k) for each with no registered VMA (skipped). Returns with `done` ==

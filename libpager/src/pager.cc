@@ -528,13 +528,15 @@ Status Pager::Impl::Pin(const void* addr, size_t bytes, Mailbox::Kind kind) {
   // again (a page can be evicted between the touch and the pin: rarely, the
   // touch made it recent). Nothing is touched before the pager has said the
   // range is paged, and only bytes inside [addr, addr+bytes).
-  const uintptr_t first = reinterpret_cast<uintptr_t>(addr), end = first + bytes;
+  const uintptr_t first = reinterpret_cast<uintptr_t>(addr);
   for (int attempt = 0; attempt < 100; attempt++) {
     uint64_t away = 0;
     Status s = Call(kind, a, len, &away);
     if (!s.ok() || away == 0) return s;
+    // Every page of the span starts below addr+bytes, so max(page, first) is a
+    // byte of the caller's range.
     for (uintptr_t p = a; p < a + len; p += kPageSize) {
-      (void)*reinterpret_cast<const volatile char*>(std::max(p, first) < end ? std::max(p, first) : end - 1);
+      (void)*reinterpret_cast<const volatile char*>(std::max(p, first));
     }
   }
   return Status::Error("Pin: pages kept being evicted before they could be pinned; is the limit far too small?");
